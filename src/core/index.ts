@@ -1,0 +1,3 @@
+// Public entry `node-red-contrib-iot-anomaly/core`: the detectors and helpers without Node-RED,
+// for Function nodes, scripts and notebooks.
+export * from "./event";
