@@ -1,0 +1,159 @@
+// Node-RED glue for the rolling k-sigma detector: config -> RollingSigma, msg -> processEvent, two outputs
+// (every event / anomalies only), windows saved to a state file so a restart does not start a new warm-up.
+import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import type { SensorEvent } from "../../src/core/event";
+import { RollingSigma, type RollingSigmaOptions, type RollingSigmaSnapshot } from "../../src/core/rolling-sigma";
+import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
+import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
+import { stateFile } from "../../src/runtime/state-directory";
+import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
+
+/** Editor fields as saved in the flow: numbers may arrive as text (or as text substituted from `${ENV}`). */
+interface RollingSigmaNodeDef extends NodeDef {
+  /** Comma-separated metric names; empty checks every metric in readings. */
+  metrics?: string;
+  windowSize?: string | number;
+  k?: string | number;
+  minSamples?: string | number;
+  sigmaFloor?: string | number;
+  direction?: string;
+}
+
+const SNAPSHOT_INTERVAL_MS = 5000;
+const STATUS_INTERVAL_MS = 500;
+
+/** Empty means "use the default"; numeric text becomes a number; anything else goes to the core as is, whose
+ * validation error then quotes it (`"k" must be a positive number … (got "abc")`). */
+function numberField(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
+  return value as number;
+}
+
+function optionsFromConfig(config: RollingSigmaNodeDef): RollingSigmaOptions {
+  return {
+    windowSize: numberField(config.windowSize),
+    k: numberField(config.k),
+    minSamples: numberField(config.minSamples),
+    sigmaFloor: numberField(config.sigmaFloor),
+    direction: (config.direction || undefined) as RollingSigmaOptions["direction"],
+    metrics: (config.metrics ?? "").split(",").map((metric) => metric.trim()).filter((metric) => metric.length > 0),
+  };
+}
+
+/** Judges every event in place; returns the anomalous ones. */
+function judge(detector: RollingSigma, events: SensorEvent[]): SensorEvent[] {
+  const anomalies: SensorEvent[] = [];
+  for (let i = 0; i < events.length; i++) if (detector.processEvent(events[i]).anomaly) anomalies.push(events[i]);
+  return anomalies;
+}
+
+export = function register(RED: NodeAPI) {
+  function RollingSigmaNode(this: Node, config: RollingSigmaNodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const t = (key: string, substitutions?: Record<string, string | number>) => RED._(`iot-rolling-3-sigma.${key}`, substitutions);
+
+    let detector: RollingSigma;
+    try {
+      detector = new RollingSigma(optionsFromConfig(config));
+    } catch (error) {
+      // The core names the field: `"windowSize" must be an integer from 2 to 100000 (got 1)`.
+      node.error((error as Error).message);
+      node.status(failed(shorten((error as Error).message)));
+      return;
+    }
+
+    const file = stateFile(RED, node.id, "rolling-sigma");
+    let saveWarned = false;
+    const snapshots = new PeriodicSnapshot<RollingSigmaSnapshot>(
+      file,
+      () => {
+        saveWarned = false;
+        return detector.snapshot();
+      },
+      (error) => {
+        if (!saveWarned) node.warn(t("errors.saveFailed", { file, error: error.message }));
+        saveWarned = true;
+      },
+    );
+    restore();
+    snapshots.start(SNAPSHOT_INTERVAL_MS);
+
+    let events = 0;
+    let anomalies = 0;
+    let statusTimer: NodeJS.Timeout | undefined;
+    let statusShownAt = 0;
+    showStatus();
+
+    node.on("input", (msg: NodeMessage, send, done) => {
+      if (msg.topic === "reset") {
+        detector.reset();
+        events = anomalies = 0;
+        snapshots.touch();
+        node.log(t("log.reset"));
+        showStatus();
+        done();
+        return;
+      }
+      const input = readEventMessage(msg);
+      if (input.events.length > 0) {
+        const flagged = judge(detector, input.events);
+        events += input.events.length;
+        anomalies += flagged.length;
+        snapshots.touch();
+        send([withEvents(msg, input.events, input.batch), copyWithEvents(msg, flagged, input.batch)]);
+      }
+      if (input.error) return reportInvalidInput(node, input.error, done);
+      scheduleStatus();
+      done();
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      // The state file is kept even when the node is removed or disabled: re-enabling it resumes its windows.
+      if (statusTimer) clearTimeout(statusTimer);
+      statusTimer = undefined;
+      snapshots.stop();
+      done();
+    });
+
+    function restore(): void {
+      try {
+        const saved = snapshots.load();
+        if (saved === undefined) return;
+        if (saved.windowSize !== detector.config.windowSize) {
+          node.log(t("log.discarded", { file, saved: saved.windowSize, windowSize: detector.config.windowSize }));
+          return;
+        }
+        detector.restore(saved);
+        node.log(t("log.restored", { windows: detector.windowCount, sensors: detector.sensorCount, file }));
+      } catch (error) {
+        node.warn(t("errors.restoreFailed", { file, error: (error as Error).message }));
+      }
+    }
+
+    function showStatus(): void {
+      statusShownAt = Date.now();
+      if (detector.readyWindowCount === 0) {
+        node.status(warming(t("status.warming")));
+      } else {
+        node.status(
+          running(t("status.running", { sensors: detector.sensorCount, events: compactCount(events), anomalies: compactCount(anomalies) })),
+        );
+      }
+    }
+
+    /** At most one status update per STATUS_INTERVAL_MS, and always one after the last message. */
+    function scheduleStatus(): void {
+      if (statusTimer) return;
+      const wait = statusShownAt + STATUS_INTERVAL_MS - Date.now();
+      if (wait <= 0) return showStatus();
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        showStatus();
+      }, wait);
+    }
+  }
+
+  RED.nodes.registerType("iot-rolling-3-sigma", RollingSigmaNode);
+};
