@@ -3,3 +3,6 @@
 export * from "./event";
 export * from "./rolling-stats";
 export * from "./rolling-sigma";
+// The SQLite writer loads better-sqlite3's native module on first use only through this entry.
+export * from "./sqlite-writer";
+export * from "./sqlite-schema";

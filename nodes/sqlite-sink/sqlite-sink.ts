@@ -1,0 +1,137 @@
+// Node-RED glue for the SQLite sink: config -> SqliteEventWriter, each message's events -> one write whose commit
+// completes the message (done() means the rows are durable), counts on the status, flush and close on redeploy.
+import { isAbsolute, resolve } from "node:path";
+import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import { SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
+import { readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
+import { compactCount, failed, idle, running, shorten } from "../../src/runtime/status";
+
+interface SqliteSinkNodeDef extends NodeDef {
+  /** Database file; relative to the Node-RED user directory. */
+  path?: string;
+  table?: string;
+  batchSize?: number | string;
+  /** Milliseconds a row may wait before a commit. */
+  flushInterval?: number | string;
+  /** 0 keeps every row. */
+  retentionDays?: number | string;
+}
+
+/** What the output carries: the message, its stored events as payload, and the commit outcome. */
+type StoredMessage = NodeMessage & { stored?: WriteResult };
+
+const STATUS_INTERVAL_MS = 500;
+
+/** Blank -> default; a number-like text -> number; anything else is passed on so the core error quotes it. */
+function numberSetting(value: number | string | undefined, fallback: number): number {
+  if (value === undefined || value === null || String(value).trim() === "") return fallback;
+  const number = Number(value);
+  return (Number.isFinite(number) ? number : value) as number;
+}
+
+/** Relative paths live in the Node-RED user directory, beside flows and context, so they are backed up with them. */
+function databasePath(RED: NodeAPI, path: string): string {
+  if (path === ":memory:" || isAbsolute(path)) return path;
+  const userDir = (RED.settings as unknown as { userDir?: string }).userDir;
+  return resolve(userDir ?? process.cwd(), path);
+}
+
+export = function register(RED: NodeAPI) {
+  function SqliteSinkNode(this: Node, config: SqliteSinkNodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    let writer: SqliteEventWriter | null = null;
+    let openError: Error | null = null;
+    let closing = false;
+    let statusTimer: NodeJS.Timeout | undefined;
+    let lastStatusAt = 0;
+
+    try {
+      writer = new SqliteEventWriter({
+        path: databasePath(RED, config.path ?? "anomalies.db"),
+        table: config.table || "events",
+        batchSize: numberSetting(config.batchSize, 500),
+        flushIntervalMs: numberSetting(config.flushInterval, 200),
+        retentionDays: numberSetting(config.retentionDays, 0),
+        onRetention: (error, deleted) => {
+          if (error) node.warn(error.message);
+          else if (deleted > 0) node.log(RED._("iot-sqlite-sink.log.retention", { deleted, days: String(config.retentionDays) }));
+        },
+      });
+      node.log(RED._("iot-sqlite-sink.log.writing", { path: writer.path }));
+      if (writer.journalMode !== "wal") node.warn(RED._("iot-sqlite-sink.errors.noWal", { mode: writer.journalMode }));
+      node.status(idle(RED._("iot-sqlite-sink.status.waiting")));
+    } catch (error) {
+      openError = error as Error;
+      node.error(openError.message);
+      node.status(failed(shorten(openError.message)));
+    }
+
+    const paintCounts = () => {
+      statusTimer = undefined;
+      if (closing || writer === null) return;
+      lastStatusAt = Date.now();
+      const { stored, anomalies } = writer.stats;
+      node.status(running(RED._("iot-sqlite-sink.status.stored", { stored: compactCount(stored), anomalies: compactCount(anomalies) })));
+    };
+    // Status calls cost: at most one every STATUS_INTERVAL_MS, the last one always shown.
+    const showCounts = () => {
+      if (statusTimer !== undefined || closing) return;
+      const wait = lastStatusAt + STATUS_INTERVAL_MS - Date.now();
+      if (wait <= 0) paintCounts();
+      else statusTimer = setTimeout(paintCounts, wait);
+    };
+    const cancelCounts = () => {
+      if (statusTimer !== undefined) clearTimeout(statusTimer);
+      statusTimer = undefined;
+    };
+
+    node.on("input", (msg: StoredMessage, send, done) => {
+      if (writer === null) return done(openError ?? new Error("the database is not open"));
+      const { events, batch, error } = readEventMessage(msg);
+      if (events.length === 0 && error) {
+        cancelCounts();
+        return reportInvalidInput(node, error, done);
+      }
+      const onCommitted = (commitError: Error | null, result?: WriteResult) => {
+        if (commitError) {
+          // The rows of this message are not stored: say so to Catch nodes, keep running for the next message.
+          cancelCounts();
+          const reason = (commitError.cause as Error | undefined)?.message ?? commitError.message;
+          if (!closing) node.status(failed(shorten(RED._("iot-sqlite-sink.status.failed", { error: reason }))));
+          return done(commitError);
+        }
+        const out = (withEvents(msg, events, batch) ?? msg) as StoredMessage;
+        out.stored = result;
+        send(out);
+        if (error) {
+          cancelCounts();
+          reportInvalidInput(node, error, done);
+        } else {
+          showCounts();
+          done();
+        }
+      };
+      try {
+        writer.write(events, onCommitted);
+      } catch (error) {
+        // Only an event the validator let through but the table cannot hold gets here; report it, keep running.
+        reportInvalidInput(node, error as Error, done);
+      }
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      // Commit what is queued before the database closes: a redeploy loses nothing, and each message's done() runs.
+      closing = true;
+      cancelCounts();
+      try {
+        writer?.close();
+      } catch (error) {
+        node.error((error as Error).message);
+      }
+      done();
+    });
+  }
+
+  RED.nodes.registerType("iot-sqlite-sink", SqliteSinkNode);
+};
