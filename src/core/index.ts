@@ -6,3 +6,6 @@ export * from "./rolling-sigma";
 // The SQLite writer loads better-sqlite3's native module on first use only through this entry.
 export * from "./sqlite-writer";
 export * from "./sqlite-schema";
+export * from "./random";
+export * from "./simulator";
+export * from "./csv-replay";
