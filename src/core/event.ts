@@ -31,6 +31,8 @@ export interface ForestResult {
   anomaly: boolean;
   threshold: number | null;
   modelVersion: number | null;
+  /** Features absent from the event (e.g. a gap in a CSV replay): it was forwarded unscored. */
+  missing?: string[];
 }
 
 /** Results are added by detectors under their own key; readings are never overwritten. */

@@ -9,3 +9,4 @@ export * from "./sqlite-schema";
 export * from "./random";
 export * from "./simulator";
 export * from "./csv-replay";
+export * from "./isolation-forest";
