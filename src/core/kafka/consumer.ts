@@ -1,0 +1,379 @@
+// Consumes sensor events from Kafka through kafkajs with at-least-once delivery into an asynchronous downstream:
+// each message is handed to the handler with an `ack`; offsets are committed only up to the first unacked message
+// per partition (offset-tracker.ts), coalesced; at most `maxInFlight` unacked messages exist, beyond that fetching
+// waits for acks. Broker trouble is retried and reported as status; nothing here throws at Node-RED.
+import { Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from "kafkajs";
+import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
+import { isConnectionError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
+import { OffsetTracker, type TrackedOffset } from "./offset-tracker";
+import { bufferText, headersText, messageToEvent } from "./serialisation";
+import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, StopOptions } from "./types";
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: string[];
+  /** A new group (no committed offsets) starts at the oldest message rather than at new ones (default false). */
+  fromBeginning?: boolean;
+  /**
+   * How long the broker waits for a heartbeat before it declares this member dead and gives its partitions to the
+   * others (default 10000 ms, kafkajs' default is 30000). After a crash (SIGKILL, power loss) the partitions sit idle
+   * for this long: measured here, 30 s left a killed Node-RED's partitions unread for ~26 s. Much lower risks false
+   * expiries when Node-RED's event loop is blocked for seconds (heartbeats run on it); the broker accepts 6 s..30 min.
+   */
+  sessionTimeoutMs?: number;
+  /** Heartbeat period (default a third of the session timeout, as Kafka recommends). */
+  heartbeatIntervalMs?: number;
+  /** Unacked messages at which delivery waits for acks (default 1000). Bounds memory when downstream is slow. */
+  maxInFlight?: number;
+  /** Delivery resumes once unacked messages drop to this (default half of maxInFlight). */
+  resumeBelow?: number;
+  /** Commit after this many acks (default 1000) ... */
+  commitEveryAcks?: number;
+  /** ... or this long after the first uncommitted ack (default 1000 ms). */
+  commitIntervalMs?: number;
+  /** Longest time the broker holds a fetch open when there is no new data (default 500 ms; kafkajs' 5000). */
+  maxWaitTimeMs?: number;
+  /** Upper bound of data fetched per partition and request (default 1 MiB). */
+  maxBytesPerPartition?: number;
+}
+
+interface CheckedConsumerOptions extends Required<ConsumerOptions> {}
+
+/** Checks consumer options once (a node calls this at construction); errors name the option. */
+export function checkConsumerOptions(options: ConsumerOptions): CheckedConsumerOptions {
+  if (!options || typeof options !== "object") throw new KafkaConfigError("groupId", "consumer options are missing");
+  if (typeof options.groupId !== "string" || options.groupId.trim() === "") {
+    throw new KafkaConfigError("groupId", `"groupId" is empty: consumers sharing a group id share the partitions, and the group's committed offsets say where to resume`);
+  }
+  if (!Array.isArray(options.topics) || options.topics.length === 0) throw new KafkaConfigError("topics", `"topics" is empty: give at least one topic`);
+  const topics = options.topics.map((topic, index) => checkTopicName(topic, `topics[${index}]`));
+  const integer = (value: unknown, field: string, fallback: number, min: number, max: number): number => {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+      throw new KafkaConfigError(field, `"${field}" must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    }
+    return value;
+  };
+  const sessionTimeoutMs = integer(options.sessionTimeoutMs, "sessionTimeoutMs", 10_000, 6_000, 1_800_000);
+  const heartbeatIntervalMs = integer(options.heartbeatIntervalMs, "heartbeatIntervalMs", Math.floor(sessionTimeoutMs / 3), 100, sessionTimeoutMs - 1);
+  const maxInFlight = integer(options.maxInFlight, "maxInFlight", 1000, 1, 1_000_000);
+  const resumeBelow = integer(options.resumeBelow, "resumeBelow", Math.floor(maxInFlight / 2), 0, maxInFlight - 1);
+  return {
+    groupId: options.groupId,
+    topics,
+    fromBeginning: options.fromBeginning === true,
+    sessionTimeoutMs,
+    heartbeatIntervalMs,
+    maxInFlight,
+    resumeBelow,
+    commitEveryAcks: integer(options.commitEveryAcks, "commitEveryAcks", 1000, 1, 1_000_000),
+    commitIntervalMs: integer(options.commitIntervalMs, "commitIntervalMs", 1000, 10, 600_000),
+    maxWaitTimeMs: integer(options.maxWaitTimeMs, "maxWaitTimeMs", 500, 10, 60_000),
+    maxBytesPerPartition: integer(options.maxBytesPerPartition, "maxBytesPerPartition", 1_048_576, 1024, 100 * 1_048_576),
+  };
+}
+
+export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
+  readonly connection: KafkaConnection;
+  readonly options: CheckedConsumerOptions;
+  private readonly kafka: Kafka;
+  private readonly tracker: OffsetTracker;
+  private readonly sleeper = new Sleeper();
+  private consumer: Consumer | null = null;
+  private handler: ConsumedRecordHandler | null = null;
+  private started = false;
+  private stopping = false;
+  private running: Promise<void> | null = null;
+  private commitTimer: NodeJS.Timeout | null = null;
+  private committing: Promise<void> | null = null;
+  private commitAgain = false;
+  /** Resolves the wait of a full eachBatch once acks bring in-flight down to `resumeBelow`. */
+  private capacityWaiter: (() => void) | null = null;
+  /** Resolves stop()'s drain once nothing is in flight. */
+  private drainWaiter: (() => void) | null = null;
+  private restartAttempt = 0;
+  private stopped: Promise<void> | null = null;
+  private firstAttemptOver: () => void = () => {};
+  private readonly firstAttempt = new Promise<void>((resolve) => (this.firstAttemptOver = resolve));
+
+  constructor(settings: KafkaConnectionSettings | KafkaConnection, options: ConsumerOptions) {
+    super();
+    this.connection = toConnection(settings);
+    this.options = checkConsumerOptions(options);
+    this.kafka = new Kafka(this.connection.kafkaConfig);
+    this.tracker = new OffsetTracker({ commitEveryAcks: this.options.commitEveryAcks, commitIntervalMs: this.options.commitIntervalMs });
+  }
+
+  get inFlight(): number {
+    return this.tracker.inFlight;
+  }
+
+  /**
+   * Resolves once the first connection attempt is over: running, or failed and retrying in the background (see the
+   * "status" events). Never rejects.
+   */
+  start(handler: ConsumedRecordHandler): Promise<void> {
+    if (this.started) return this.firstAttempt;
+    this.started = true;
+    this.handler = handler;
+    this.commitTimer = setInterval(() => {
+      if (this.tracker.commitDue()) void this.commitNow();
+    }, Math.max(10, Math.floor(this.options.commitIntervalMs / 2)));
+    this.commitTimer.unref();
+    this.running = this.runWithRestart();
+    return this.firstAttempt;
+  }
+
+  /** One kafkajs consumer's life; on failure (or a crash kafkajs will not restart from) a fresh one after a backoff. */
+  private async runWithRestart(): Promise<void> {
+    while (!this.stopping) {
+      const consumer = this.createConsumer();
+      this.consumer = consumer;
+      try {
+        this.setStatus("connecting", this.restartAttempt === 0 ? undefined : `attempt ${this.restartAttempt + 1}`);
+        await consumer.connect();
+        if (!this.stopping) await consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning });
+        // autoCommit off: kafkajs would commit what it fetched, not what downstream finished (the ~21 % loss per
+        // SIGKILL measured in NOTES). eachBatchAutoResolve off: a batch cut short by stop() is fetched again.
+        if (!this.stopping) {
+          await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: (payload) => this.eachBatch(payload) });
+        }
+        // stop() came while kafkajs was still connecting (its retries cannot be cancelled): release this client.
+        if (this.stopping) await this.discard(consumer);
+        break; // running; kafkajs restarts itself after retriable crashes, the CRASH listener handles the rest
+      } catch (error) {
+        await this.discard(consumer);
+        if (this.stopping) break;
+        const delay = backoffDelay(this.connection.retry, this.restartAttempt++);
+        this.reportDisconnected(error, "connect", delay);
+        this.firstAttemptOver();
+        await this.sleeper.sleep(delay);
+      }
+    }
+    this.firstAttemptOver();
+  }
+
+  private reportDisconnected(error: unknown, context: string, retryInMs: number | null): void {
+    this.setStatus("disconnected", retryInMs === null ? "restarting" : `retry in ${(retryInMs / 1000).toFixed(1)} s`, error as Error);
+    this.problem(context, error);
+  }
+
+  private createConsumer(): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: this.options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs,
+      heartbeatInterval: this.options.heartbeatIntervalMs,
+      maxWaitTimeInMs: this.options.maxWaitTimeMs,
+      maxBytesPerPartition: this.options.maxBytesPerPartition,
+      retry: this.connection.kafkaConfig.retry,
+    });
+    const { GROUP_JOIN, REBALANCING, CRASH, STOP } = consumer.events;
+    consumer.on(GROUP_JOIN, (event) => {
+      // A new generation: kafkajs restarts every assigned partition from its committed offset, so whatever we had
+      // handed out and not committed will come again. Acks for the old deliveries are ignored from here on.
+      this.tracker.revokeAll();
+      this.releaseCapacity();
+      this.restartAttempt = 0;
+      const partitions = Object.values(event.payload.memberAssignment).reduce((sum, list) => sum + list.length, 0);
+      this.setStatus("connected", `${partitions} partition${partitions === 1 ? "" : "s"}`);
+    });
+    consumer.on(REBALANCING, () => {
+      this.setStatus("rebalancing");
+      // Best effort: commit what is finished before the partitions move (the coordinator still accepts this
+      // generation's commits while it prepares the rebalance).
+      void this.commitNow();
+    });
+    consumer.on(CRASH, (event) => {
+      const { error, restart } = event.payload;
+      this.tracker.revokeAll();
+      this.releaseCapacity();
+      if (this.stopping) return;
+      if (restart) {
+        this.reportDisconnected(error, "consumer crash", null); // kafkajs restarts it after its own backoff
+      } else {
+        // kafkajs gives up on non-retriable errors; we still try again later (credentials may be fixed, ACLs
+        // granted), with a fresh client and a growing backoff.
+        void this.restartLater(consumer, error);
+      }
+    });
+    consumer.on(STOP, () => {
+      if (this.stopping) this.setStatus("stopped");
+    });
+    return consumer;
+  }
+
+  private async restartLater(crashed: Consumer, error: unknown): Promise<void> {
+    const delay = backoffDelay(this.connection.retry, this.restartAttempt++);
+    this.reportDisconnected(error, "consumer crash", delay);
+    await this.discard(crashed);
+    await this.sleeper.sleep(delay);
+    if (this.stopping || this.consumer !== crashed) return;
+    this.running = this.runWithRestart();
+  }
+
+  private async discard(consumer: Consumer): Promise<void> {
+    try {
+      await consumer.disconnect();
+    } catch {
+      // already broken; nothing to release
+    }
+  }
+
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { topic, partition } = batch;
+    const messages = batch.messages;
+    let lastDelivered: string | null = null;
+    try {
+      for (let index = 0; index < messages.length; index++) {
+        if (this.stopping || !isRunning() || isStale()) return;
+        if (this.tracker.inFlight >= this.options.maxInFlight) {
+          await this.waitForCapacity(heartbeat, isRunning);
+          if (this.stopping || !isRunning() || isStale()) return;
+        }
+        const message = messages[index];
+        const tracked = this.tracker.track(topic, partition, message.offset);
+        this.deliver(topic, partition, message, tracked);
+        lastDelivered = message.offset;
+      }
+      // Everything up to the batch's end is handed out (transaction markers after the last message need no ack).
+      this.tracker.skipTo(topic, partition, Number(batch.lastOffset()) + 1);
+    } finally {
+      // kafkajs fetches next from here; undelivered messages of a batch cut short come again in the next fetch.
+      if (lastDelivered !== null) resolveOffset(lastDelivered);
+    }
+  }
+
+  private deliver(topic: string, partition: number, message: KafkaMessage, tracked: TrackedOffset): void {
+    const key = bufferText(message.key);
+    const decoded = messageToEvent(message.value, { topic, partition, offset: message.offset }, key);
+    const headers = headersText(message.headers);
+    const record: ConsumedRecord = decoded.ok
+      ? { ok: true, event: decoded.event, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers }
+      : { ok: false, error: decoded.error, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers };
+    let acked = false;
+    const ack = (): void => {
+      if (acked) return;
+      acked = true;
+      this.onAck(tracked);
+    };
+    try {
+      this.handler!(record, ack);
+    } catch (error) {
+      // A throwing handler must not stall the partition (its offset could never be committed) nor reach kafkajs.
+      this.problem("handler", error);
+      ack();
+    }
+  }
+
+  private onAck(tracked: TrackedOffset): void {
+    if (!this.tracker.ack(tracked)) return;
+    const inFlight = this.tracker.inFlight;
+    if (this.capacityWaiter && inFlight <= this.options.resumeBelow) this.releaseCapacity();
+    if (this.drainWaiter && inFlight === 0) {
+      const resolve = this.drainWaiter;
+      this.drainWaiter = null;
+      resolve();
+    }
+    if (this.tracker.acksSinceCommit >= this.tracker.commitEveryAcks && !this.committing) void this.commitNow();
+  }
+
+  private releaseCapacity(): void {
+    const resolve = this.capacityWaiter;
+    this.capacityWaiter = null;
+    if (resolve) resolve();
+  }
+
+  /**
+   * Holds eachBatch, and with it kafkajs' fetch loop (it fetches again only after the batch is handled), until
+   * acks bring in-flight down to `resumeBelow`. Heartbeats keep the membership alive meanwhile; when the group
+   * rebalances, heartbeat() throws and kafkajs re-joins (unacked messages are then delivered again).
+   */
+  private async waitForCapacity(heartbeat: () => Promise<void>, isRunning: () => boolean): Promise<void> {
+    this.setStatus("paused", `${this.tracker.inFlight} unacked`);
+    const heartbeatEvery = Math.max(100, Math.floor(this.options.heartbeatIntervalMs / 2));
+    while (this.tracker.inFlight > this.options.resumeBelow && !this.stopping && isRunning()) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.capacityWaiter = null;
+          resolve();
+        }, heartbeatEvery);
+        this.capacityWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (this.stopping) return;
+      await heartbeat();
+    }
+    if (!this.stopping && this.status.state === "paused") this.setStatus("connected");
+  }
+
+  /** Commits every partition's first unacked offset (or end). One commit request at a time; never rejects. */
+  commitNow(): Promise<void> {
+    if (this.committing) {
+      this.commitAgain = true;
+      return this.committing;
+    }
+    const consumer = this.consumer;
+    if (!consumer) return Promise.resolve();
+    const offsets = this.tracker.takeCommit();
+    if (offsets.length === 0) return Promise.resolve();
+    this.committing = (async () => {
+      try {
+        await consumer.commitOffsets(offsets);
+        this.tracker.markCommitted(offsets);
+        this.safeEmit("commit", offsets);
+      } catch (error) {
+        // Not marked committed: the next interval offers these offsets again. After a rebalance they may belong to
+        // another member; then the failure is expected and the messages are redelivered there.
+        if (!this.stopping || !isConnectionError(error)) this.problem("commit", error);
+      } finally {
+        this.committing = null;
+        if (this.commitAgain) {
+          this.commitAgain = false;
+          void this.commitNow();
+        }
+      }
+    })();
+    return this.committing;
+  }
+
+  /** Waits for in-flight messages (up to drainTimeoutMs), commits what was acked, leaves the group, disconnects. */
+  stop(options: StopOptions = {}): Promise<void> {
+    if (!this.stopped) this.stopped = this.stopOnce(options);
+    return this.stopped;
+  }
+
+  private async stopOnce(options: StopOptions): Promise<void> {
+    const drainTimeoutMs = options.drainTimeoutMs ?? 2000;
+    if (this.tracker.inFlight > 0 && drainTimeoutMs > 0 && this.started) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.drainWaiter = null;
+          resolve();
+        }, drainTimeoutMs);
+        this.drainWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.stopping = true;
+    this.sleeper.wakeAll();
+    this.releaseCapacity();
+    if (this.commitTimer) clearInterval(this.commitTimer);
+    this.commitTimer = null;
+    // Final commit while still a member of the group (after leaving, the coordinator rejects it). Bounded: with
+    // the broker gone, kafkajs would retry the commit for a minute and hold up a Node-RED redeploy.
+    // Node-RED gives a closing node 15 s; drain (2 s) + commit (4 s) + leave (5 s) + 1 s stays inside it.
+    const commitDeadline = Date.now() + 4000;
+    await settleWithin(this.committing, 4000);
+    await settleWithin(this.commitNow(), Math.max(0, commitDeadline - Date.now()));
+    const consumer = this.consumer;
+    this.consumer = null;
+    if (consumer) await settleWithin(this.discard(consumer), 5000);
+    await settleWithin(this.running, 1000);
+    this.setStatus("stopped");
+  }
+}

@@ -1,0 +1,96 @@
+// The small interface the Kafka nodes program against. kafkajs sits behind it (producer.ts, consumer.ts), so the
+// client library could be swapped without touching the nodes. No kafkajs type appears here.
+import type { SensorEvent } from "../event";
+import type { CommitOffset } from "./offset-tracker";
+import type { KafkaDecodeError } from "./serialisation";
+
+/**
+ * connecting: first connection or reconnect under way; connected: working; rebalancing: the group is re-assigning
+ * partitions; paused: the consumer holds `maxInFlight` unfinished messages and waits for acks; disconnected: lost
+ * the brokers (the client retries by itself); stopped: closed by us.
+ */
+export type KafkaClientState = "connecting" | "connected" | "rebalancing" | "paused" | "disconnected" | "stopped";
+
+export interface KafkaClientStatus {
+  state: KafkaClientState;
+  /** Short text for a node status, e.g. "3 partitions" or "retry in 2.4 s". */
+  detail?: string;
+  /** The error behind a "disconnected" state. */
+  error?: Error;
+}
+
+/** Something went wrong that the client handles by itself (retry, redelivery); for the node's log, not a crash. */
+export interface KafkaClientProblem {
+  /** What we were doing: "connect", "send", "commit", "handler", "consumer crash". */
+  context: string;
+  error: Error;
+}
+
+export type Acks = "all" | "leader" | "none";
+export type Compression = "gzip" | "none";
+
+export interface SendOptions {
+  /** "all" (default): every in-sync replica has the batch; "leader": the leader only; "none": fire and forget. */
+  acks?: Acks;
+  compression?: Compression;
+  /** Event field used as the message key (default "sensorId"); null sends without a key. */
+  keyField?: string | null;
+  headers?: Record<string, string>;
+}
+
+export interface SendResult {
+  topic: string;
+  count: number;
+  /** First offset written per partition (absent for acks "none"). */
+  partitions: Array<{ partition: number; baseOffset: string | null }>;
+}
+
+export interface EventProducer {
+  /** Connects, retrying with backoff until it succeeds: true, or false when `close()` came first. Never rejects. */
+  connect(): Promise<boolean>;
+  /** Sends the events as one batch request. Rejects with a KafkaSendError naming topic and cause. */
+  send(topic: string, events: SensorEvent[], options?: SendOptions): Promise<SendResult>;
+  close(): Promise<void>;
+  readonly status: KafkaClientStatus;
+  on(event: "status", listener: (status: KafkaClientStatus) => void): this;
+  on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
+}
+
+interface ConsumedRecordBase {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  /** Kafka record timestamp (ms since epoch, as text). */
+  timestamp: string;
+  headers: Record<string, string>;
+}
+
+/** A consumed message: a valid event, or the structured reason why it is not one. Both must be acked. */
+export type ConsumedRecord =
+  | (ConsumedRecordBase & { ok: true; event: SensorEvent; error?: undefined })
+  | (ConsumedRecordBase & { ok: false; error: KafkaDecodeError; event?: undefined });
+
+/**
+ * Called once per consumed message, in offset order per partition. Call `ack` when downstream has finished with it
+ * (later, in any order); only then can its offset be committed. Calling it twice is harmless.
+ */
+export type ConsumedRecordHandler = (record: ConsumedRecord, ack: () => void) => void;
+
+export interface StopOptions {
+  /** Wait up to this long for unfinished messages to be acked before the last commit (default 2000 ms). */
+  drainTimeoutMs?: number;
+}
+
+export interface EventConsumer {
+  /** Connects, joins the group and starts delivering; retries with backoff until `stop()`. Never rejects on broker trouble. */
+  start(handler: ConsumedRecordHandler): Promise<void>;
+  /** Commits what has been acked, leaves the group and disconnects. Unacked messages are redelivered later. */
+  stop(options?: StopOptions): Promise<void>;
+  readonly status: KafkaClientStatus;
+  /** Unacked messages. */
+  readonly inFlight: number;
+  on(event: "status", listener: (status: KafkaClientStatus) => void): this;
+  on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
+  on(event: "commit", listener: (offsets: CommitOffset[]) => void): this;
+}
