@@ -2,7 +2,7 @@
 // call), send anomalies on a second output, and keep the trained model across restarts.
 import { unlinkSync } from "node:fs";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { readPayloadEvents, summariseErrors, type ForestResult, type SensorEvent } from "../../src/core/event";
+import { isFlaggedByAnyDetector, readPayloadEvents, summariseErrors, type ForestResult, type SensorEvent } from "../../src/core/event";
 import { IsolationForest, type IsolationForestJSON, type IsolationForestOptions } from "../../src/core/isolation-forest";
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
@@ -19,6 +19,9 @@ interface IsolationForestNodeDef extends NodeDef {
   threshold: string | number;
   contamination: string | number;
   seed: string | number;
+  /** What output 2 carries: events this forest flagged ("self", default) or events flagged by any detector ("any"),
+   * so a flow can route every anomaly once, e.g. to an anomalies topic, whichever detector found it. */
+  anomalyOutput?: "self" | "any";
 }
 
 /** The result this node writes to `event.detectors.isolationForest`. */
@@ -329,7 +332,8 @@ export = function register(RED: NodeAPI) {
         const warmingUp = detector.model === null;
         const anomalous = detector.process(events, () => logTrained(detector.savedModel as SavedModel));
         if (warmingUp) snapshot.touch();
-        const anomalies = copyWithEvents(msg as NodeMessage, anomalous, batch);
+        const forSecondOutput = config.anomalyOutput === "any" ? events.filter(isFlaggedByAnyDetector) : anomalous;
+        const anomalies = copyWithEvents(msg as NodeMessage, forSecondOutput, batch);
         send([withEvents(msg as NodeMessage, events, batch), anomalies]);
       }
       if (error) return reportError(error, done);

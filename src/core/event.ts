@@ -238,3 +238,14 @@ export function summariseErrors(errors: EventValidationError[]): EventValidation
   const summary = new EventValidationError(first.field, `${first.message} (and ${errors.length - 1} more invalid events)`);
   return summary;
 }
+
+/** True when any detector that ran on the event flagged it (known detectors and ones added later alike). */
+export function isFlaggedByAnyDetector(event: SensorEvent): boolean {
+  const detectors = event.detectors;
+  if (detectors === null || typeof detectors !== "object") return false;
+  for (const key in detectors) {
+    const result = detectors[key] as { anomaly?: unknown } | null | undefined;
+    if (result !== null && typeof result === "object" && result.anomaly === true) return true;
+  }
+  return false;
+}

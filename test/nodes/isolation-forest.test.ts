@@ -189,6 +189,18 @@ describe("iot-isolation-forest node", () => {
     assert.deepEqual(flagged.map((e) => e.eventId), [all[1].eventId, all[3].eventId]);
   });
 
+  it("with output 2 set to any detector, sends each event flagged by any detector once", async () => {
+    const { forest, scored, anomalies } = await startTrained({ anomalyOutput: "any" });
+    const flaggedUpstream = event();
+    (flaggedUpstream as { detectors?: unknown }).detectors = { rolling3Sigma: { anomaly: true, ready: true, metrics: {} } };
+    const bothFlag = outlier();
+    (bothFlag as { detectors?: unknown }).detectors = { rolling3Sigma: { anomaly: true, ready: true, metrics: {} } };
+    forest.receive({ payload: [event(), flaggedUpstream, bothFlag, outlier()] });
+    const all = batchOf(await scored());
+    const flagged = batchOf(await anomalies());
+    assert.deepEqual(flagged.map((e) => e.eventId), [all[1].eventId, all[2].eventId, all[3].eventId]);
+  });
+
   it("forwards an event lacking a feature unscored, naming it in `missing`, without an error", async () => {
     const { forest, scored, completed } = await startTrained();
     await completed(); // the warm-up batch
