@@ -13,6 +13,9 @@ interface RollingSigmaNodeDef extends NodeDef {
   /** Comma-separated metric names; empty checks every metric in readings. */
   metrics?: string;
   windowSize?: string | number;
+  /** k, the number of standard deviations. */
+  threshold?: string | number;
+  /** Legacy name of `threshold` (Node-RED's editor cannot hold single-letter properties). */
   k?: string | number;
   minSamples?: string | number;
   sigmaFloor?: string | number;
@@ -33,7 +36,7 @@ function numberField(value: unknown): number | undefined {
 function optionsFromConfig(config: RollingSigmaNodeDef): RollingSigmaOptions {
   return {
     windowSize: numberField(config.windowSize),
-    k: numberField(config.k),
+    k: numberField(config.threshold ?? config.k),
     minSamples: numberField(config.minSamples),
     sigmaFloor: numberField(config.sigmaFloor),
     direction: (config.direction || undefined) as RollingSigmaOptions["direction"],

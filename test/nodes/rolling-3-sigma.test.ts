@@ -21,7 +21,7 @@ function flow(overrides: Record<string, unknown> = {}) {
       name: "",
       metrics: "",
       windowSize: "100",
-      k: "3",
+      threshold: "3",
       minSamples: "30",
       sigmaFloor: "1e-9",
       direction: "both",

@@ -1,0 +1,195 @@
+// The package in the real Node-RED editor (headless system Chromium): the palette offers our four nodes under
+// "IoT anomaly", a node dragged onto the canvas is edited through its dialog and relabelled, and the shipped example
+// imported from Import > Examples deploys and runs: status texts on every node and anomalies in the debug sidebar.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, Locator, Page } from "playwright-core";
+import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
+import { launchChromium } from "../support/browser";
+
+const artifacts = join(repositoryRoot, "test-artifacts");
+// Node-RED escapes the category name into element ids: "IoT anomaly" -> "IoT_anomaly".
+const category = "#red-ui-palette-IoT_anomaly";
+const paletteLabels: Record<string, string> = {
+  "iot-sensor-sim": "sensor-sim",
+  "iot-rolling-3-sigma": "rolling-3-sigma",
+  "iot-isolation-forest": "isolation-forest",
+  "iot-sqlite-sink": "sqlite-sink",
+};
+
+/** Polls `read` until `accept` holds; fails with the last value seen (the UI updates asynchronously). */
+async function waitUntil<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!accept(value)) {
+    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    value = await read();
+  }
+  return value;
+}
+
+/** The canvas node (an SVG group) whose label matches. */
+function canvasNode(page: Page, label: string | RegExp): Locator {
+  return page
+    .locator("#red-ui-workspace-chart g.red-ui-flow-node-group")
+    .filter({ has: page.locator(".red-ui-flow-node-label", { hasText: label }) });
+}
+
+async function statusText(node: Locator): Promise<string> {
+  // allTextContents does not wait: the status element appears only once the runtime reports a status.
+  return (await node.locator(".red-ui-flow-node-status-label").allTextContents()).join(" ").trim();
+}
+
+describe("browser: the package in the Node-RED editor", function () {
+  this.timeout(120_000);
+  let userDir: string;
+  let runtime: RunningNodeRed | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(90_000);
+    mkdirSync(artifacts, { recursive: true });
+    // The browser first: a missing Chromium fails at once with how to install it.
+    browser = await launchChromium();
+    userDir = mkdtempSync(join(tmpdir(), "iot-anomaly-editor-"));
+    runtime = await startNodeRed({
+      userDir,
+      flows: [],
+      env: { IOT_ANOMALY_STATE_DIR: join(userDir, "state") },
+    });
+    page = await browser.newPage({ viewport: { width: 1680, height: 1000 } });
+    page.setDefaultTimeout(30_000);
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(runtime.url);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) {
+      const name = this.currentTest.title.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+      await page.screenshot({ path: join(artifacts, `failed-${name}.png`) }).catch(() => undefined);
+    }
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await runtime?.stop();
+    if (userDir) rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("shows every node of the package under its category with its short label", async () => {
+    const nodes = page.locator(`${category} .red-ui-palette-node`);
+    await nodes.first().waitFor();
+    const header = page.locator("#red-ui-palette-header-IoT_anomaly");
+    assert.equal((await header.textContent())?.trim(), "IoT anomaly");
+
+    const types = await nodes.evaluateAll((elements) => elements.map((element) => element.getAttribute("data-palette-type")));
+    assert.deepEqual([...types].sort(), Object.keys(paletteLabels).sort());
+    for (const [type, label] of Object.entries(paletteLabels)) {
+      const node = page.locator(`${category} .red-ui-palette-node[data-palette-type="${type}"]`);
+      await node.scrollIntoViewIfNeeded();
+      assert.ok(await node.isVisible(), `${type} is visible in the palette`);
+      // Node-RED wraps palette labels at spaces and hyphens and shows "rolling - 3 - sigma": compare without spaces.
+      const visible = (await node.locator(".red-ui-palette-label").innerText()).replace(/\s+/g, "");
+      assert.equal(visible, label, `palette label of ${type}`);
+      // Icons load from the package (a missing icon falls back to Node-RED's default arrow).
+      assert.equal(await node.locator(".red-ui-palette-icon-container").getAttribute("data-palette-icon"), `icons/node-red-contrib-iot-anomaly/${label}.svg`);
+    }
+    await page.screenshot({ path: join(artifacts, "palette.png") });
+  });
+
+  it("drags rolling-3-sigma onto the canvas and relabels it after the window is edited", async () => {
+    const source = page.locator(`${category} .red-ui-palette-node[data-palette-type="iot-rolling-3-sigma"]`);
+    await source.scrollIntoViewIfNeeded();
+    const from = (await source.boundingBox())!;
+    const chart = (await page.locator("#red-ui-workspace-chart").boundingBox())!;
+    // jQuery UI's draggable starts after a few pixels of movement, then follows mousemove events to the drop.
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(from.x + from.width / 2 + 20, from.y + from.height / 2, { steps: 5 });
+    await page.mouse.move(chart.x + 300, chart.y + 200, { steps: 20 });
+    await page.mouse.up();
+
+    // Defaults: k 3, window 100, both directions, no metrics -> "3σ w=100".
+    const before = canvasNode(page, /^3σ w=100$/);
+    await before.waitFor();
+    await before.locator("rect.red-ui-flow-node").dblclick();
+    const windowSize = page.locator("#node-input-windowSize");
+    await windowSize.waitFor({ state: "visible" });
+    assert.equal(await windowSize.inputValue(), "100");
+    await windowSize.fill("50");
+    await page.locator("#node-dialog-ok").click();
+    await windowSize.waitFor({ state: "detached" });
+
+    await canvasNode(page, /^3σ w=50$/).waitFor();
+    assert.equal(await canvasNode(page, /^3σ w=100$/).count(), 0, "the old label is gone");
+  });
+
+  it("imports the embedded-pipeline example from Import > Examples and deploys it", async () => {
+    await page.locator("#red-ui-header-button-sidemenu").click();
+    await page.locator("#menu-item-import").click();
+    await page.locator("#red-ui-clipboard-dialog-import-tabs li", { hasText: "Examples" }).click();
+    const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
+    await examples.locator(".red-ui-treeList-label", { hasText: "node-red-contrib-iot-anomaly" }).click();
+    await examples.locator(".red-ui-treeList-label", { hasText: /^embedded-pipeline$/ }).click();
+    const importButton = page.locator("#red-ui-clipboard-dialog-ok");
+    await waitUntil(() => importButton.isEnabled(), Boolean, "Import button enabled");
+    await importButton.click();
+    await page.locator("#red-ui-clipboard-dialog-ok").waitFor({ state: "hidden" });
+
+    // The example brings its own tab; Node-RED adds it beside "Flow 1" without switching to it.
+    const tab = page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "Embedded anomaly pipeline" });
+    await tab.click();
+    await page.locator("#red-ui-workspace-tabs .red-ui-tab.active", { hasText: "Embedded anomaly pipeline" }).waitFor();
+    await canvasNode(page, /^sim .* 5×20\/s$/).waitFor();
+
+    await page.locator("#red-ui-header-button-deploy").click();
+    // Either the deploy succeeds or Node-RED asks for confirmation (e.g. "not properly configured"): the example and
+    // the edited node must be valid, so a confirmation dialog is a failure that quotes its text.
+    const deployed = page.locator(".red-ui-notification", { hasText: "Successfully deployed" });
+    const confirm = page.locator("#red-ui-deploy-dialog-confirm-deploy-deploy");
+    await deployed.or(confirm).first().waitFor();
+    if (await confirm.isVisible()) {
+      const text = await page.locator(".red-ui-notification").last().innerText();
+      await confirm.click();
+      assert.fail(`Deploy asked for confirmation: ${text}`);
+    }
+    await waitUntil(() => page.locator("#red-ui-header-button-deploy").getAttribute("class"), (c) => /\bdisabled\b/.test(c ?? ""), "Deploy button disabled after deploy");
+  });
+
+  it("shows each node's status and anomalies in the debug sidebar", async () => {
+    await page.locator("#red-ui-tab-debug-link-button").click();
+    // [node label on the canvas, its status text once running]
+    const statuses: Array<[RegExp, RegExp]> = [
+      [/^sim .* 5×20\/s$/, /^\d+ ev\/s · [\d.]+k? sent$/],
+      [/^3σ w=100$/, /^\d+ sensors · [\d.]+k? events · [\d.]+k? anomalies$/],
+      [/^sqlite anomalies\.db$/, /^[\d.]+k? stored · [\d.]+k? anomalies$/],
+      // Trains on the first 1000 events (10 s at the example's 100 ev/s), then scores.
+      [/^iForest 3 features top 1%$/, /^v\d+ · [\d.]+k? scored · [\d.]+k? anomalies$/],
+    ];
+    await Promise.all(
+      statuses.map(([label, pattern]) =>
+        waitUntil(() => statusText(canvasNode(page, label)), (text) => pattern.test(text), `status of node ${label} matching ${pattern}`, 40_000),
+      ),
+    );
+
+    const messages = page.locator("#red-ui-sidebar-content .red-ui-debug-msg");
+    await messages.first().waitFor({ timeout: 40_000 });
+    const first = messages.first();
+    assert.match(await first.locator(".red-ui-debug-msg-name").innerText(), /3σ anomalies|forest anomalies/, "from the example's debug nodes");
+    // The payload is the flagged event (the example sends one event per message).
+    const shown = await first.innerText();
+    assert.match(shown, /eventId: "station-\d+:/);
+    assert.match(shown, /sensorId: "station-\d+"/);
+
+    // Park the pointer on an empty spot of the canvas and let the sidebar button's tooltip fade out.
+    await page.mouse.move(700, 700);
+    await waitUntil(() => page.locator(".red-ui-popover:visible").count(), (count) => count === 0, "tooltips hidden");
+    await page.screenshot({ path: join(artifacts, "deployed-pipeline.png") });
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the editor");
+  });
+});
