@@ -1,5 +1,6 @@
-// Node-RED glue for the SQLite sink: config -> SqliteEventWriter, each message's events -> one write whose commit
-// completes the message (done() means the rows are durable), counts on the status, flush and close on redeploy.
+// Node-RED glue for the SQLite sink: config -> SqliteEventWriter (commits in its own thread), each message's events
+// -> one write whose commit completes the message (done() means the rows are durable), counts on the status, and on
+// redeploy a close that waits for the queued rows to be committed and the thread to exit.
 import { isAbsolute, resolve } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
@@ -15,6 +16,8 @@ interface SqliteSinkNodeDef extends NodeDef {
   flushInterval?: number | string;
   /** 0 keeps every row. */
   retentionDays?: number | string;
+  /** Also store every detector's full result as JSON (the `detectors` column). */
+  storeDetails?: boolean | string;
 }
 
 /** What the output carries: the message, its stored events as payload, and the commit outcome. */
@@ -53,9 +56,20 @@ export = function register(RED: NodeAPI) {
         batchSize: numberSetting(config.batchSize, 500),
         flushIntervalMs: numberSetting(config.flushInterval, 200),
         retentionDays: numberSetting(config.retentionDays, 0),
+        storeDetails: config.storeDetails === true || config.storeDetails === "true",
         onRetention: (error, deleted) => {
           if (error) node.warn(error.message);
           else if (deleted > 0) node.log(RED._("iot-sqlite-sink.log.retention", { deleted, days: String(config.retentionDays) }));
+        },
+        // The messages it had not confirmed already went to Catch with the error; say what happened to the thread.
+        onWorkerExit: (error, restarted) => {
+          if (restarted) {
+            node.warn(RED._("iot-sqlite-sink.errors.threadRestarted", { error: error.message }));
+          } else {
+            node.error(error.message);
+            cancelCounts();
+            if (!closing) node.status(failed(shorten(error.message)));
+          }
         },
       });
       node.log(RED._("iot-sqlite-sink.log.writing", { path: writer.path }));
@@ -122,14 +136,17 @@ export = function register(RED: NodeAPI) {
 
     node.on("close", (_removed: boolean, done: () => void) => {
       // Commit what is queued before the database closes: a redeploy loses nothing, and each message's done() runs.
+      // Node-RED waits for done() (up to its nodeCloseTimeout, 15 s by default) before starting the new flow.
       closing = true;
       cancelCounts();
-      try {
-        writer?.close();
-      } catch (error) {
-        node.error((error as Error).message);
-      }
-      done();
+      if (writer === null) return done();
+      writer.close().then(
+        () => done(),
+        (error: Error) => {
+          node.error(error.message);
+          done();
+        },
+      );
     });
   }
 

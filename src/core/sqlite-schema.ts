@@ -1,5 +1,5 @@
 // The SQLite layout of stored events: one row per event, the column list, the DDL (table, indexes, anomalies view)
-// and the mapping from a SensorEvent to the values of one row, in column order.
+// and the reference mapping from a SensorEvent to the values of one row, in column order.
 import type { SensorEvent } from "./event";
 
 /*
@@ -12,19 +12,36 @@ import type { SensorEvent } from "./event";
  *   anomaly          INTEGER NOT NULL    1 if any detector flagged the event, else 0
  *   sigma_anomaly    INTEGER NULL        rolling 3-sigma verdict (1/0), NULL when that detector did not run
  *   sigma_max_abs_z  REAL NULL           largest |z| over the event's metrics, NULL while warming up
+ *   sigma_z          TEXT NULL           JSON object metric -> z rounded to 4 decimals, e.g. {"vibration":6.2113};
+ *                                        metrics still warming up are left out, NULL while every metric is
+ *   sigma_flags      TEXT NULL           JSON list of the metrics the 3-sigma detector flagged, NULL when none
  *   iforest_score    REAL NULL           isolation forest score in (0, 1], higher is more anomalous
  *   iforest_anomaly  INTEGER NULL        isolation forest verdict (1/0)
  *   model_version    INTEGER NULL        version of the forest model that scored the event
  *   label_anomaly    INTEGER NULL        ground truth from the simulator or a labelled replay (1/0)
  *   label_kind       TEXT NULL           fault kind of the ground truth, e.g. "spike"
- *   detectors        TEXT NULL           JSON of event.detectors (every detector's full result)
+ *   label_metric     TEXT NULL           metric the fault was injected into, e.g. "vibration"
  *   missing          TEXT NULL           JSON list of quality.missing (metrics absent in the source)
  *   stored_at        INTEGER NOT NULL    commit time, milliseconds since the Unix epoch
+ *   detectors        TEXT NULL           only with the storeDetails option: JSON of event.detectors (every
+ *                                        detector's full result: means, stds, thresholds). Off by default: it makes
+ *                                        rows 2.4 times larger (565 vs 238 bytes) and halves the rows/s.
  *
- * Indexes: (sensor_id, ts) for per-sensor time ranges, (ts) for retention and dashboards, and a partial index on ts
- * WHERE anomaly = 1 so the anomalies stay fast to list however large the table grows.
+ * A table from an older version of this layout gets its missing nullable columns added at open (ALTER TABLE ADD
+ * COLUMN); a table lacking a NOT NULL column belongs to something else and is refused.
+ *
+ * Indexes: (ts) for time ranges, retention and dashboards, and a partial index on ts WHERE anomaly = 1 so the
+ * anomalies stay fast to list however large the table grows. Deliberately no (sensor_id, ts) index (the previous
+ * layout had one): measured on the shared 2-core machines (load average 2-3, medians of interleaved runs, 1000-row
+ * transactions of lean rows) it cut insert throughput by 14-27% (117k -> 101k rows/s over 5 runs; 161k -> 118k in
+ * bench/sqlite-writer.bench.ts), and the insert rate is what bounds the sink. What it buys is small because a
+ * sensor's rows are spread over the table's pages anyway: one sensor of 20 over the last 10 min / 1 h took 1.2 / 9.4
+ * ms through (ts) against 0.7 / 8.7 ms with the index (500k rows, 1 event/s per sensor), and 9.5 / 146 ms against
+ * 5.0 / 101 ms at 5 events/s per sensor (1M rows). The gap grows with the number of sensors; with hundreds of them
+ * and long single-sensor panels, add it by hand: CREATE INDEX <table>_sensor_ts ON <table> (sensor_id, ts). This
+ * code never creates nor drops it, so a database made by the previous layout keeps it (and its cost).
  * View <table>_anomalies: the anomalous rows only, with a `time` column in Unix seconds (REAL, keeps milliseconds)
- * that Grafana's SQLite data source reads as a time column.
+ * that Grafana's SQLite data source reads as a time column; rebuilt at open when the table's columns changed.
  */
 
 export interface EventColumn {
@@ -34,6 +51,7 @@ export interface EventColumn {
   description: string;
 }
 
+/** The default row, in table order. */
 export const EVENT_COLUMNS: readonly EventColumn[] = [
   { name: "event_id", type: "TEXT", notNull: true, description: "event id (primary key); replays are ignored" },
   { name: "sensor_id", type: "TEXT", notNull: true, description: "sensor id" },
@@ -42,19 +60,31 @@ export const EVENT_COLUMNS: readonly EventColumn[] = [
   { name: "anomaly", type: "INTEGER", notNull: true, description: "1 if any detector flagged the event" },
   { name: "sigma_anomaly", type: "INTEGER", notNull: false, description: "rolling 3-sigma verdict (1/0)" },
   { name: "sigma_max_abs_z", type: "REAL", notNull: false, description: "largest |z| over the metrics" },
+  { name: "sigma_z", type: "TEXT", notNull: false, description: "JSON object metric -> z (4 decimals)" },
+  { name: "sigma_flags", type: "TEXT", notNull: false, description: "JSON list of the metrics flagged by 3-sigma" },
   { name: "iforest_score", type: "REAL", notNull: false, description: "isolation forest score, higher is more anomalous" },
   { name: "iforest_anomaly", type: "INTEGER", notNull: false, description: "isolation forest verdict (1/0)" },
   { name: "model_version", type: "INTEGER", notNull: false, description: "version of the forest model" },
   { name: "label_anomaly", type: "INTEGER", notNull: false, description: "ground truth (1/0)" },
   { name: "label_kind", type: "TEXT", notNull: false, description: "fault kind of the ground truth" },
-  { name: "detectors", type: "TEXT", notNull: false, description: "JSON of event.detectors" },
+  { name: "label_metric", type: "TEXT", notNull: false, description: "metric the fault was injected into" },
   { name: "missing", type: "TEXT", notNull: false, description: "JSON list of quality.missing" },
   { name: "stored_at", type: "INTEGER", notNull: true, description: "commit time, ms since the Unix epoch" },
 ];
 
+/** Added after the default columns with the storeDetails option. */
+export const DETAILS_COLUMN: EventColumn = { name: "detectors", type: "TEXT", notNull: false, description: "JSON of event.detectors (storeDetails only)" };
+
 export const EVENT_COLUMN_NAMES: readonly string[] = EVENT_COLUMNS.map((column) => column.name);
 
-/** Position of stored_at in a row: it is filled at commit time. */
+const DETAILED_COLUMNS: readonly EventColumn[] = [...EVENT_COLUMNS, DETAILS_COLUMN];
+
+/** The columns a writer fills: the default row, plus `detectors` with storeDetails. */
+export function eventColumns(storeDetails = false): readonly EventColumn[] {
+  return storeDetails ? DETAILED_COLUMNS : EVENT_COLUMNS;
+}
+
+/** Position of stored_at in a row: it is filled at commit time. The same with or without storeDetails. */
 export const STORED_AT_INDEX = EVENT_COLUMN_NAMES.indexOf("stored_at");
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -76,24 +106,41 @@ export function checkTableName(table: unknown): string {
 
 export const anomaliesViewName = (table: string): string => `${table}_anomalies`;
 
-/** DDL run at open; every statement is idempotent (IF NOT EXISTS). `table` must have passed checkTableName. */
-export function schemaStatements(table: string): string[] {
-  const columns = EVENT_COLUMNS.map((column) =>
-    column.name === "event_id" ? `  event_id TEXT PRIMARY KEY` : `  ${column.name} ${column.type}${column.notNull ? " NOT NULL" : ""}`,
-  ).join(",\n");
-  const viewColumns = EVENT_COLUMN_NAMES.filter((name) => name !== "anomaly").join(", ");
+/** CREATE TABLE for a new table with the columns of `eventColumns(storeDetails)`. */
+export function createTableStatement(table: string, storeDetails = false): string {
+  const columns = eventColumns(storeDetails)
+    .map((column) => (column.name === "event_id" ? `  event_id TEXT PRIMARY KEY` : `  ${column.name} ${column.type}${column.notNull ? " NOT NULL" : ""}`))
+    .join(",\n");
+  return `CREATE TABLE IF NOT EXISTS "${table}" (\n${columns}\n)`;
+}
+
+/** The indexes every table gets (idempotent). */
+export function indexStatements(table: string): string[] {
   return [
-    `CREATE TABLE IF NOT EXISTS "${table}" (\n${columns}\n)`,
-    `CREATE INDEX IF NOT EXISTS "${table}_sensor_ts" ON "${table}" (sensor_id, ts)`,
     `CREATE INDEX IF NOT EXISTS "${table}_ts" ON "${table}" (ts)`,
     `CREATE INDEX IF NOT EXISTS "${table}_anomaly_ts" ON "${table}" (ts) WHERE anomaly = 1`,
-    `CREATE VIEW IF NOT EXISTS "${anomaliesViewName(table)}" AS SELECT ts / 1000.0 AS time, ${viewColumns} FROM "${table}" WHERE anomaly = 1`,
   ];
 }
 
-export function insertStatement(table: string): string {
-  const placeholders = EVENT_COLUMN_NAMES.map(() => "?").join(", ");
-  return `INSERT INTO "${table}" (${EVENT_COLUMN_NAMES.join(", ")}) VALUES (${placeholders}) ON CONFLICT(event_id) DO NOTHING`;
+/**
+ * The anomalies view over the columns the table actually has (`present`), `detectors` included when it exists.
+ * Written exactly as SQLite keeps it in sqlite_master, so an up-to-date view is recognised and left alone.
+ */
+export function anomaliesViewStatement(table: string, present: ReadonlySet<string>): string {
+  const viewColumns = DETAILED_COLUMNS.map((column) => column.name).filter((name) => name !== "anomaly" && present.has(name));
+  return `CREATE VIEW "${anomaliesViewName(table)}" AS SELECT ts / 1000.0 AS time, ${viewColumns.join(", ")} FROM "${table}" WHERE anomaly = 1`;
+}
+
+/** DDL for a new database: table, indexes and view. `table` must have passed checkTableName. */
+export function schemaStatements(table: string, storeDetails = false): string[] {
+  const present = new Set(eventColumns(storeDetails).map((column) => column.name));
+  return [createTableStatement(table, storeDetails), ...indexStatements(table), anomaliesViewStatement(table, present)];
+}
+
+export function insertStatement(table: string, storeDetails = false): string {
+  const names = eventColumns(storeDetails).map((column) => column.name);
+  const placeholders = names.map(() => "?").join(", ");
+  return `INSERT INTO "${table}" (${names.join(", ")}) VALUES (${placeholders}) ON CONFLICT(event_id) DO NOTHING`;
 }
 
 export type RowValue = string | number | null;
@@ -101,21 +148,36 @@ export type RowValue = string | number | null;
 const flag = (value: unknown): number | null => (value === true ? 1 : value === false ? 0 : null);
 const finiteOrNull = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
-/**
- * The values of one row, in EVENT_COLUMNS order, serialised now so that a later change to the event object (another
- * node holding the same message) cannot alter what gets committed. stored_at is left 0 and set at commit.
- * Throws a TypeError naming the field when the event lacks what the NOT NULL columns need.
- */
-export function eventRow(event: SensorEvent): RowValue[] {
-  const { eventId, sensorId, timestamp, readings, detectors, label, quality } = event;
+/** z as stored in sigma_z: 4 decimals are far below any threshold's resolution and keep the JSON short. */
+export function roundZ(z: number): number {
+  const rounded = Math.round(z * 10_000) / 10_000;
+  return Number.isFinite(rounded) ? rounded : z;
+}
+
+/** Throws a TypeError naming the field when the event lacks what the NOT NULL columns need. */
+export function checkStorableEvent(event: SensorEvent): void {
+  if (event === null || typeof event !== "object") throw new TypeError(`an event must be an object`);
+  const { eventId, sensorId, timestamp, readings } = event;
   if (typeof eventId !== "string" || eventId.length === 0) throw new TypeError(`"eventId" must be a non-empty string`);
   if (typeof sensorId !== "string" || sensorId.length === 0) throw new TypeError(`"sensorId" must be a non-empty string`);
   if (typeof timestamp !== "number" || !Number.isFinite(timestamp)) throw new TypeError(`"timestamp" must be a finite number of milliseconds`);
   if (readings === null || typeof readings !== "object") throw new TypeError(`"readings" must be an object`);
+}
+
+/**
+ * The values of one row, in `eventColumns(storeDetails)` order, stored_at left 0 (set at commit). This is the plain
+ * reference mapping; the writer ships rows to its thread in a compact form (sqlite-batch.ts) that is tested to
+ * produce exactly these values. Throws a TypeError naming the field when the event cannot be stored.
+ */
+export function eventRow(event: SensorEvent, storeDetails = false): RowValue[] {
+  checkStorableEvent(event);
+  const { eventId, sensorId, timestamp, readings, detectors, label, quality } = event;
 
   let anomaly = 0;
   let sigmaAnomaly: number | null = null;
   let sigmaMaxAbsZ: number | null = null;
+  let sigmaZ: string | null = null;
+  let sigmaFlags: string | null = null;
   let forestScore: number | null = null;
   let forestAnomaly: number | null = null;
   let modelVersion: number | null = null;
@@ -131,13 +193,23 @@ export function eventRow(event: SensorEvent): RowValue[] {
       sigmaAnomaly = flag(sigma.anomaly);
       const metrics = sigma.metrics;
       if (metrics !== null && typeof metrics === "object") {
+        // No prototype: a metric named "__proto__" must stay an ordinary key.
+        const zByMetric: Record<string, number> = Object.create(null);
+        const flagged: string[] = [];
+        let anyZ = false;
         for (const metric in metrics) {
-          const z = metrics[metric]?.z;
+          const result = metrics[metric];
+          const z = result?.z;
           if (typeof z === "number" && Number.isFinite(z)) {
             const magnitude = Math.abs(z);
             if (sigmaMaxAbsZ === null || magnitude > sigmaMaxAbsZ) sigmaMaxAbsZ = magnitude;
+            zByMetric[metric] = roundZ(z);
+            anyZ = true;
           }
+          if (result?.flag === true) flagged.push(metric);
         }
+        if (anyZ) sigmaZ = JSON.stringify(zByMetric);
+        if (flagged.length > 0) sigmaFlags = JSON.stringify(flagged);
       }
     }
     const forest = detectors.isolationForest;
@@ -146,10 +218,10 @@ export function eventRow(event: SensorEvent): RowValue[] {
       forestAnomaly = flag(forest.anomaly);
       modelVersion = finiteOrNull(forest.modelVersion);
     }
-    detectorsJson = JSON.stringify(detectors);
+    if (storeDetails) detectorsJson = JSON.stringify(detectors);
   }
   const missing = quality?.missing;
-  return [
+  const row: RowValue[] = [
     eventId,
     sensorId,
     Math.trunc(timestamp),
@@ -157,13 +229,17 @@ export function eventRow(event: SensorEvent): RowValue[] {
     anomaly,
     sigmaAnomaly,
     sigmaMaxAbsZ,
+    sigmaZ,
+    sigmaFlags,
     forestScore,
     forestAnomaly,
     modelVersion,
     label ? flag(label.anomaly) : null,
     label && typeof label.kind === "string" ? label.kind : null,
-    detectorsJson,
+    label && typeof label.metric === "string" ? label.metric : null,
     Array.isArray(missing) && missing.length > 0 ? JSON.stringify(missing) : null,
     0,
   ];
+  if (storeDetails) row.push(detectorsJson);
+  return row;
 }

@@ -1,20 +1,16 @@
-// Batched, idempotent storage of events in SQLite (better-sqlite3): rows are queued, committed in one transaction
-// per batch, and each write's callback runs only after its rows are durable (or with the error that lost them).
-import { mkdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import Database from "better-sqlite3";
+// Batched, idempotent storage of events in SQLite (better-sqlite3) without blocking the caller's thread: rows are
+// queued here in a compact form, each batch is committed in one transaction by a worker thread that owns the
+// connection, and each write's callback runs only after its rows are durable (or with the error that lost them).
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Worker } from "node:worker_threads";
 import type { SensorEvent } from "./event";
-import {
-  EVENT_COLUMN_NAMES,
-  STORED_AT_INDEX,
-  checkTableName,
-  eventRow,
-  insertStatement,
-  schemaStatements,
-  type RowValue,
-} from "./sqlite-schema";
+import { BatchEncoder } from "./sqlite-batch";
+import { openEventDatabase } from "./sqlite-database";
+import { checkTableName } from "./sqlite-schema";
+import { WORKER_ROLE, type FromWorker, type ToWorker, type WorkerConfig, type WorkerError } from "./sqlite-worker";
 
-export { EVENT_COLUMNS, EVENT_COLUMN_NAMES, anomaliesViewName, checkTableName } from "./sqlite-schema";
+export { EVENT_COLUMNS, EVENT_COLUMN_NAMES, DETAILS_COLUMN, anomaliesViewName, checkTableName } from "./sqlite-schema";
 
 export interface SqliteWriterOptions {
   /** Database file; its directory is created if missing. */
@@ -29,8 +25,15 @@ export interface SqliteWriterOptions {
   retentionDays?: number;
   /** How long a commit waits for another connection's write lock before failing with SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** Also store every detector's full result as JSON in a `detectors` column (added to the table if missing). */
+  storeDetails?: boolean;
   /** Told the outcome of every retention pass (at open, then hourly). */
   onRetention?: (error: Error | null, deleted: number) => void;
+  /**
+   * Told when the SQLite thread died (the writes it had not confirmed already got the error): `restarted` is true
+   * when a new thread took over, false when the writer gave up (every later write fails with `error`).
+   */
+  onWorkerExit?: (error: Error, restarted: boolean) => void;
   /** Clock in ms, replaceable for tests of retention. */
   now?: () => number;
 }
@@ -52,23 +55,38 @@ export interface SqliteWriterStats {
   /** Inserted rows with anomaly = 1. */
   anomalies: number;
   failedBatches: number;
-  /** Rows queued and not yet committed. */
+  /** Rows queued or being committed, not yet confirmed. */
   pending: number;
   retentionDeleted: number;
+  /** Times the SQLite thread died and was replaced. */
+  workerRestarts: number;
   lastError: Error | null;
 }
 
-/** A commit that failed: every write of the batch receives it. `retriable` when the database was only busy. */
+/**
+ * A commit that failed: every write of the batch receives it. `retriable` when writing the same events again may
+ * succeed (the database was busy, or the writer thread died before confirming). `unconfirmed` when the outcome is
+ * unknown: the thread died during the commit, so the rows may or may not be stored; writing them again is safe
+ * because replays are ignored.
+ */
 export class SqliteWriteError extends Error {
   readonly code: string | undefined;
   readonly retriable: boolean;
+  readonly unconfirmed: boolean;
   readonly path: string;
   readonly rows: number;
-  constructor(path: string, rows: number, cause: Error & { code?: string }) {
-    super(`SQLite could not store ${rows} event${rows === 1 ? "" : "s"} in ${path}: ${cause.message}${cause.code ? ` (${cause.code})` : ""}`, { cause });
+  constructor(path: string, rows: number, cause: Error & { code?: string }, unconfirmed = false) {
+    const events = `${rows} event${rows === 1 ? "" : "s"}`;
+    super(
+      unconfirmed
+        ? `SQLite could not confirm ${events} in ${path}: ${cause.message}; they may or may not be stored, and writing them again is safe`
+        : `SQLite could not store ${events} in ${path}: ${cause.message}${cause.code ? ` (${cause.code})` : ""}`,
+      { cause },
+    );
     this.name = "SqliteWriteError";
     this.code = cause.code;
-    this.retriable = cause.code === "SQLITE_BUSY" || cause.code === "SQLITE_LOCKED";
+    this.unconfirmed = unconfirmed;
+    this.retriable = unconfirmed || cause.code === "SQLITE_BUSY" || cause.code === "SQLITE_LOCKED";
     this.path = path;
     this.rows = rows;
   }
@@ -79,14 +97,22 @@ export function isSqliteWriteError(error: unknown): error is SqliteWriteError {
 }
 
 const DAY_MS = 86_400_000;
+const RETENTION_INTERVAL_MS = 3_600_000;
+/** A thread that dies this often within RESTART_WINDOW_MS is not restarted again: something is wrong for good. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
 
 /** A config value as the user typed it: strings quoted, NaN as NaN. */
 const shown = (value: unknown): string => (typeof value === "string" ? JSON.stringify(value) : String(value));
-const RETENTION_INTERVAL_MS = 3_600_000;
 
 interface Waiting {
   callback: CommitCallback;
   rowCount: number;
+}
+
+interface InFlight {
+  waiting: Waiting[];
+  rows: number;
 }
 
 function integerOption(options: SqliteWriterOptions, name: keyof SqliteWriterOptions, fallback: number, min: number, max: number): number {
@@ -97,6 +123,27 @@ function integerOption(options: SqliteWriterOptions, name: keyof SqliteWriterOpt
   return value;
 }
 
+const fromWorkerError = (error: WorkerError): Error & { code?: string } => Object.assign(new Error(error.message), error.code ? { code: error.code } : {});
+
+/**
+ * The thread's code: the compiled sqlite-worker.js beside this file (the built package), else the TypeScript source
+ * run through tsx (tests and benches run the sources with tsx; a worker does not inherit a loader by itself).
+ */
+function workerEntry(): { file: string; execArgv?: string[] } {
+  const compiled = join(__dirname, "sqlite-worker.js");
+  if (existsSync(compiled)) return { file: compiled };
+  const source = join(__dirname, "sqlite-worker.ts");
+  if (existsSync(source)) {
+    try {
+      // tsx's require hook: Node 20 does not apply `--import tsx` loader hooks to a worker's own entry file.
+      return { file: source, execArgv: ["--require", require.resolve("tsx/cjs")] };
+    } catch {
+      throw new Error(`cannot start the SQLite writer thread: ${compiled} is missing (build the package) and tsx is not installed to run ${source}`);
+    }
+  }
+  throw new Error(`cannot start the SQLite writer thread: ${compiled} is missing`);
+}
+
 export class SqliteEventWriter {
   /** Absolute path of the database file. */
   readonly path: string;
@@ -105,26 +152,39 @@ export class SqliteEventWriter {
   readonly flushIntervalMs: number;
   readonly retentionDays: number;
   readonly busyTimeoutMs: number;
+  readonly storeDetails: boolean;
   /** "wal" unless the file system refused WAL. */
   readonly journalMode: string;
 
-  private readonly db: Database.Database;
-  private readonly commitRows: Database.Transaction<(rows: RowValue[][], inserted: Uint8Array, storedAt: number) => void>;
-  private readonly deleteOlder: Database.Statement<[number]>;
   private readonly onRetention: SqliteWriterOptions["onRetention"];
+  private readonly onWorkerExit: SqliteWriterOptions["onWorkerExit"];
   private readonly now: () => number;
-  private queue: RowValue[][] = [];
+  private readonly workerConfig: WorkerConfig;
+  private readonly workerStart: { file: string; execArgv?: string[] };
+  private encoder: BatchEncoder;
+  /** Writes whose rows are in the encoder, not yet sent. */
   private waiting: Waiting[] = [];
+  private readonly inFlight = new Map<number, InFlight>();
+  private inFlightRows = 0;
+  private readonly retentionRequests = new Map<number, { resolve: (deleted: number) => void; reject: (error: Error) => void }>();
+  private flushWaiters: Array<{ id: number; resolve: () => void }> = [];
+  private nextId = 1;
+  private worker: Worker | null = null;
+  private workerError: Error | null = null;
+  private restartTimes: number[] = [];
+  /** Set when the thread cannot be kept alive: every write fails with it. */
+  private broken: Error | null = null;
   private flushTimer: NodeJS.Timeout | undefined;
-  private flushImmediate: NodeJS.Immediate | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private closing: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void; reply?: Extract<FromWorker, { type: "closed" }> } | null = null;
   private readonly counters: Omit<SqliteWriterStats, "pending"> = {
     stored: 0,
     duplicates: 0,
     anomalies: 0,
     failedBatches: 0,
     retentionDeleted: 0,
+    workerRestarts: 0,
     lastError: null,
   };
 
@@ -143,42 +203,24 @@ export class SqliteEventWriter {
       throw new RangeError(`"retentionDays" must be a number of days from 0 (keep everything) to 36500 (got ${shown(retentionDays)})`);
     }
     this.retentionDays = retentionDays;
+    const storeDetails = options.storeDetails ?? false;
+    if (typeof storeDetails !== "boolean") throw new TypeError(`"storeDetails" must be true or false (got ${shown(storeDetails)})`);
+    this.storeDetails = storeDetails;
     this.onRetention = options.onRetention;
+    this.onWorkerExit = options.onWorkerExit;
     this.now = options.now ?? Date.now;
-    const inMemory = options.path === ":memory:";
-    this.path = inMemory ? options.path : resolve(options.path);
+    this.path = options.path === ":memory:" ? options.path : resolve(options.path);
+    this.workerConfig = { path: this.path, table: this.table, busyTimeoutMs: this.busyTimeoutMs, storeDetails };
+    this.workerStart = workerEntry();
 
-    // Open: WAL lets readers (Grafana, sqlite3 CLI) query while we write; synchronous=NORMAL is durable across a
-    // process crash in WAL mode and only risks the last commits on a power cut, for ~100x more commits per second.
-    let db: Database.Database;
-    try {
-      if (!inMemory) mkdirSync(dirname(this.path), { recursive: true });
-      db = new Database(this.path, { timeout: this.busyTimeoutMs });
-    } catch (error) {
-      throw new Error(`cannot open SQLite database ${this.path}: ${(error as Error).message}`, { cause: error });
-    }
-    try {
-      this.journalMode = String(db.pragma("journal_mode = WAL", { simple: true }));
-      db.pragma("synchronous = NORMAL");
-      const [createTable, ...indexesAndView] = schemaStatements(this.table);
-      db.exec(createTable);
-      this.checkColumns(db);
-      for (const statement of indexesAndView) db.exec(statement);
-      const insert = db.prepare<[RowValue[]]>(insertStatement(this.table));
-      this.commitRows = db.transaction((rows: RowValue[][], inserted: Uint8Array, storedAt: number) => {
-        for (let index = 0; index < rows.length; index++) {
-          const row = rows[index];
-          row[STORED_AT_INDEX] = storedAt;
-          inserted[index] = insert.run(row).changes;
-        }
-      });
-      this.deleteOlder = db.prepare<[number]>(`DELETE FROM "${this.table}" WHERE ts < ?`);
-    } catch (error) {
-      db.close();
-      throw new Error(`cannot prepare SQLite database ${this.path}: ${(error as Error).message}`, { cause: error });
-    }
-    this.db = db;
+    // Open once here, on the caller's thread, so a bad path or a foreign table of the same name is reported by the
+    // constructor; this also creates or completes the schema. The thread then opens its own connection.
+    const { db, journalMode } = openEventDatabase(this.workerConfig);
+    db.close();
+    this.journalMode = journalMode;
 
+    this.encoder = new BatchEncoder(storeDetails);
+    this.startWorker();
     if (this.retentionDays > 0) {
       this.runRetention();
       this.retentionTimer = setInterval(() => this.runRetention(), RETENTION_INTERVAL_MS);
@@ -186,17 +228,8 @@ export class SqliteEventWriter {
     }
   }
 
-  /** A table of the same name from another program or an older layout would fail every insert: say so at open. */
-  private checkColumns(db: Database.Database): void {
-    const present = new Set((db.pragma(`table_info("${this.table}")`) as Array<{ name: string }>).map((column) => column.name));
-    const missing = EVENT_COLUMN_NAMES.filter((name) => !present.has(name));
-    if (missing.length > 0) {
-      throw new Error(`table "${this.table}" already exists without the columns ${missing.join(", ")}; choose another "table" name or move the old table away`);
-    }
-  }
-
   get stats(): SqliteWriterStats {
-    return { ...this.counters, pending: this.queue.length };
+    return { ...this.counters, pending: this.encoder.rows + this.inFlightRows };
   }
 
   get isClosed(): boolean {
@@ -212,73 +245,186 @@ export class SqliteEventWriter {
       process.nextTick(onCommitted, new Error(`the SQLite writer for ${this.path} is closed`));
       return;
     }
+    if (this.broken !== null) {
+      process.nextTick(onCommitted, this.broken);
+      return;
+    }
     if (events.length === 0) {
       process.nextTick(onCommitted, null, { inserted: 0, duplicates: 0 });
       return;
     }
-    // Build every row before queuing any, so a bad event leaves the queue as it was.
-    const rows: RowValue[][] = new Array(events.length);
-    for (let index = 0; index < events.length; index++) {
-      try {
-        rows[index] = eventRow(events[index]);
-      } catch (error) {
-        throw new TypeError(`event [${index}]: ${(error as Error).message}`, { cause: error });
-      }
-    }
-    const queue = this.queue;
-    for (let index = 0; index < rows.length; index++) queue.push(rows[index]);
-    this.waiting.push({ callback: onCommitted, rowCount: rows.length });
-
-    if (queue.length >= this.batchSize) {
-      // Commit right after the current handler returns, before the interval timer.
-      this.flushImmediate ??= setImmediate(() => this.flush());
-    } else if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => this.flush(), this.flushIntervalMs);
-    }
+    this.encoder.add(events);
+    this.waiting.push({ callback: onCommitted, rowCount: events.length });
+    if (this.encoder.rows >= this.batchSize) this.send();
+    else this.flushTimer ??= setTimeout(() => this.send(), this.flushIntervalMs);
   }
 
   /**
-   * Commits every queued row now, in one transaction, then calls the callbacks of that batch (with the error if the
-   * commit failed: the rows are not stored and the callers are told). The writer stays usable either way.
+   * Sends every queued row to be committed now, in one transaction. Resolves once every batch sent so far has been
+   * committed or has failed (each write's callback has run by then, with the error if its commit failed); never
+   * rejects. The writer stays usable either way.
    */
-  flush(): void {
-    this.cancelScheduledFlush();
-    if (this.queue.length === 0) return;
-    const rows = this.queue;
+  flush(): Promise<void> {
+    this.send();
+    if (this.inFlight.size === 0) return Promise.resolve();
+    const id = this.nextId - 1;
+    return new Promise((resolve) => this.flushWaiters.push({ id, resolve }));
+  }
+
+  /** Deletes rows older than retentionDays (in the SQLite thread); resolves with how many. 0 when retention is off. */
+  deleteExpired(): Promise<number> {
+    if (this.retentionDays <= 0 || this.closed) return Promise.resolve(0);
+    if (this.worker === null) return Promise.reject(this.broken ?? new Error(`the SQLite writer for ${this.path} has no thread`));
+    const id = this.nextId++;
+    const cutoff = this.now() - this.retentionDays * DAY_MS;
+    const outcome = new Promise<number>((resolve, reject) => this.retentionRequests.set(id, { resolve, reject }));
+    this.post({ type: "retention", id, cutoff });
+    return outcome;
+  }
+
+  /**
+   * Commits what is queued, then closes the database and ends the thread. Resolves when the thread has exited;
+   * rejects if it died first (the writes it had not confirmed got the error too) or could not close the database.
+   * Safe to call more than once: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing.promise;
+    this.closed = true;
+    if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
+    this.send();
+    let settle!: { resolve: () => void; reject: (error: Error) => void };
+    const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    this.closing = { promise, ...settle };
+    if (this.worker === null) settle.resolve();
+    else this.post({ type: "close" });
+    return promise;
+  }
+
+  private runRetention(): void {
+    this.deleteExpired().then(
+      (deleted) => this.onRetention?.(null, deleted),
+      (error: Error) => this.onRetention?.(error, 0),
+    );
+  }
+
+  private startWorker(): void {
+    const worker = new Worker(this.workerStart.file, {
+      workerData: { role: WORKER_ROLE, config: this.workerConfig },
+      ...(this.workerStart.execArgv ? { execArgv: this.workerStart.execArgv } : {}),
+    });
+    this.worker = worker;
+    this.workerError = null;
+    worker.on("message", (message: FromWorker) => {
+      if (worker === this.worker) this.received(message);
+    });
+    worker.on("error", (error: Error) => {
+      if (worker === this.worker) this.workerError = error;
+    });
+    worker.on("exit", (code: number) => {
+      if (worker === this.worker) this.exited(code);
+    });
+    this.updateRef();
+  }
+
+  /** The thread keeps the process alive only while it has work we wait for, so a script can end without close(). */
+  private updateRef(): void {
+    if (this.worker === null) return;
+    if (this.inFlight.size > 0 || this.retentionRequests.size > 0 || this.closing !== null) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  private post(message: ToWorker): void {
+    const worker = this.worker!;
+    this.updateRef();
+    // The numbers move to the thread without a copy; the encoder starts a new buffer.
+    if (message.type === "batch") worker.postMessage(message, [message.batch.numbers.buffer]);
+    else worker.postMessage(message);
+  }
+
+  /** Hands the queued rows to the thread as one batch (or fails them at once when there is no thread). */
+  private send(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.encoder.rows === 0) return;
+    const batch = this.encoder.take();
     const waiting = this.waiting;
-    // Swap first: a callback may write() again while we call them.
-    this.queue = [];
     this.waiting = [];
-
-    const inserted = new Uint8Array(rows.length);
-    let failure: SqliteWriteError | null = null;
-    try {
-      // BEGIN IMMEDIATE takes the write lock up front, so a busy database waits in busy_timeout instead of failing
-      // half-way through the batch.
-      this.commitRows.immediate(rows, inserted, this.now());
-    } catch (error) {
-      failure = new SqliteWriteError(this.path, rows.length, error as Error);
-      this.counters.failedBatches++;
-      this.counters.lastError = failure;
+    if (this.worker === null) {
+      const error = this.broken ?? new Error(`the SQLite writer for ${this.path} has no thread`);
+      process.nextTick(() => this.deliver(waiting, error, null));
+      return;
     }
+    const id = this.nextId++;
+    this.inFlight.set(id, { waiting, rows: batch.rows });
+    this.inFlightRows += batch.rows;
+    const clockOffsetMs = this.now === Date.now ? 0 : this.now() - Date.now();
+    this.post({ type: "batch", id, batch, clockOffsetMs });
+  }
 
+  private received(message: FromWorker): void {
+    switch (message.type) {
+      case "committed":
+      case "failed": {
+        const batch = this.inFlight.get(message.id);
+        if (batch === undefined) return;
+        this.inFlight.delete(message.id);
+        this.inFlightRows -= batch.rows;
+        this.updateRef();
+        if (message.type === "committed") {
+          this.counters.anomalies += message.anomalies;
+          this.settle(message.id, () => this.deliver(batch.waiting, null, message.inserted));
+        } else {
+          const failure = new SqliteWriteError(this.path, batch.rows, fromWorkerError(message.error));
+          this.counters.failedBatches++;
+          this.counters.lastError = failure;
+          this.settle(message.id, () => this.deliver(batch.waiting, failure, null));
+        }
+        return;
+      }
+      case "retention": {
+        const request = this.retentionRequests.get(message.id);
+        if (request === undefined) return;
+        this.retentionRequests.delete(message.id);
+        this.updateRef();
+        if (message.error) {
+          const failure = new Error(`retention in ${this.path} failed: ${message.error.message}`, { cause: fromWorkerError(message.error) });
+          this.counters.lastError = failure;
+          request.reject(failure);
+        } else {
+          this.counters.retentionDeleted += message.deleted;
+          request.resolve(message.deleted);
+        }
+        return;
+      }
+      case "closed":
+        if (this.closing !== null) this.closing.reply = message;
+        return;
+    }
+  }
+
+  /** Runs the callbacks of one batch, then resolves the flush() calls waiting for it (even if a callback throws). */
+  private settle(id: number, callBack: () => void): void {
+    try {
+      callBack();
+    } finally {
+      const ready = this.flushWaiters.filter((waiter) => waiter.id <= id || this.inFlight.size === 0);
+      this.flushWaiters = this.flushWaiters.filter((waiter) => !ready.includes(waiter));
+      for (const waiter of ready) waiter.resolve();
+    }
+  }
+
+  /** Calls each write's callback with its share of the outcome. */
+  private deliver(waiting: Waiting[], failure: Error | null, inserted: Uint8Array | null): void {
     let callbackError: unknown;
     let offset = 0;
     for (const { callback, rowCount } of waiting) {
       let result: WriteResult | undefined;
-      if (failure === null) {
+      if (failure === null && inserted !== null) {
         let added = 0;
-        let anomalies = 0;
-        for (let index = offset; index < offset + rowCount; index++) {
-          if (inserted[index] === 1) {
-            added++;
-            if (rows[index][4] === 1) anomalies++;
-          }
-        }
+        for (let index = offset; index < offset + rowCount; index++) added += inserted[index];
         result = { inserted: added, duplicates: rowCount - added };
         this.counters.stored += added;
         this.counters.duplicates += rowCount - added;
-        this.counters.anomalies += anomalies;
       }
       offset += rowCount;
       // One throwing callback must not keep the others from hearing about their rows.
@@ -291,43 +437,67 @@ export class SqliteEventWriter {
     if (callbackError !== undefined) throw callbackError;
   }
 
-  /** Deletes rows older than retentionDays; returns how many. 0 when retention is off. */
-  deleteExpired(): number {
-    if (this.retentionDays <= 0 || this.closed) return 0;
-    const cutoff = this.now() - this.retentionDays * DAY_MS;
-    const deleted = this.deleteOlder.run(Math.trunc(cutoff)).changes;
-    this.counters.retentionDeleted += deleted;
-    return deleted;
-  }
-
-  private runRetention(): void {
-    let deleted = 0;
+  /** The thread ended: on close as asked, or it died. Nothing it had not confirmed is left without an answer. */
+  private exited(code: number): void {
+    this.worker = null;
+    const closing = this.closing;
+    const cleanClose = closing?.reply !== undefined && code === 0;
     let failure: Error | null = null;
-    try {
-      deleted = this.deleteExpired();
-    } catch (error) {
-      failure = new Error(`retention in ${this.path} failed: ${(error as Error).message}`, { cause: error });
+    if (!cleanClose) {
+      const reason = this.workerError?.message ?? `it exited with code ${code}`;
+      failure = new Error(`the SQLite writer thread stopped (${reason})`, { cause: this.workerError ?? undefined });
       this.counters.lastError = failure;
+      const batches = [...this.inFlight.values()];
+      this.inFlight.clear();
+      this.inFlightRows = 0;
+      const requests = [...this.retentionRequests.values()];
+      this.retentionRequests.clear();
+      for (const request of requests) request.reject(new Error(`retention in ${this.path} failed: ${failure.message}`, { cause: failure }));
+      let callbackError: unknown;
+      for (const batch of batches) {
+        this.counters.failedBatches++;
+        try {
+          this.deliver(batch.waiting, new SqliteWriteError(this.path, batch.rows, failure, true), null);
+        } catch (error) {
+          callbackError ??= error;
+        }
+      }
+      if (!this.closed) this.restartOrGiveUp(failure);
+      this.settle(Number.MAX_SAFE_INTEGER, () => {
+        if (callbackError !== undefined) throw callbackError;
+      });
+    } else {
+      this.settle(Number.MAX_SAFE_INTEGER, () => undefined);
     }
-    this.onRetention?.(failure, deleted);
+    if (closing !== null) {
+      const closeError = closing.reply?.error;
+      if (failure !== null) closing.reject(new Error(`closing the SQLite writer for ${this.path} failed: ${failure.message}`, { cause: failure }));
+      else if (closeError) closing.reject(new Error(`closing the SQLite database ${this.path} failed: ${closeError.message}`));
+      else closing.resolve();
+    }
   }
 
-  private cancelScheduledFlush(): void {
-    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
-    if (this.flushImmediate !== undefined) clearImmediate(this.flushImmediate);
-    this.flushTimer = undefined;
-    this.flushImmediate = undefined;
-  }
-
-  /** Commits what is queued, then closes the database. Safe to call more than once. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
-    try {
-      this.flush();
-    } finally {
-      this.db.close();
+  private restartOrGiveUp(failure: Error): void {
+    const now = Date.now();
+    this.restartTimes = this.restartTimes.filter((time) => now - time < RESTART_WINDOW_MS);
+    if (this.restartTimes.length < MAX_RESTARTS) {
+      this.restartTimes.push(now);
+      this.counters.workerRestarts++;
+      try {
+        this.startWorker();
+        this.onWorkerExit?.(failure, true);
+        return;
+      } catch (error) {
+        failure = error as Error;
+      }
     }
+    this.broken = new Error(
+      `the SQLite writer for ${this.path} stopped: its thread failed ${this.restartTimes.length + 1} times within a minute (last: ${failure.message}); redeploy to try again`,
+      { cause: failure },
+    );
+    this.counters.lastError = this.broken;
+    // Rows queued but not sent would wait for ever: fail them now.
+    this.send();
+    this.onWorkerExit?.(this.broken, false);
   }
 }

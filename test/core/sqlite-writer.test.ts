@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { SensorEvent } from "../../src/core/event";
-import { EVENT_COLUMN_NAMES, SqliteEventWriter, isSqliteWriteError, type WriteResult } from "../../src/core/sqlite-writer";
+import { BatchDecoder, BatchEncoder } from "../../src/core/sqlite-batch";
+import { eventRow, type RowValue } from "../../src/core/sqlite-schema";
+import { EVENT_COLUMN_NAMES, SqliteEventWriter, isSqliteWriteError, type SqliteWriterOptions, type WriteResult } from "../../src/core/sqlite-writer";
 
 const T0 = Date.UTC(2025, 0, 1);
 const DAY = 86_400_000;
@@ -20,19 +22,30 @@ function write(writer: SqliteEventWriter, batch: SensorEvent[]): Promise<WriteRe
 }
 const nextTick = () => new Promise((resolve) => setImmediate(resolve));
 
+/** The writer's thread, reached the way a crash would: from outside its API (tests only). */
+const threadOf = (writer: SqliteEventWriter) => (writer as unknown as { worker: { terminate(): Promise<number> } | null }).worker;
+
+/** A detector result as rolling-3-sigma writes it. */
+const sigmaResult = (metrics: Record<string, [number | null, boolean]>, anomaly = Object.values(metrics).some(([, flag]) => flag)) => ({
+  anomaly,
+  ready: Object.values(metrics).every(([z]) => z !== null),
+  metrics: Object.fromEntries(Object.entries(metrics).map(([metric, [z, flag]]) => [metric, { mean: z === null ? null : 1, std: z === null ? null : 0.5, z, flag }])),
+});
+
 describe("core/sqlite-writer", () => {
   let directory: string;
   let path: string;
-  const open: Array<{ close(): unknown }> = [];
-  const writer = (options: Partial<ConstructorParameters<typeof SqliteEventWriter>[0]> = {}) => {
+  const writers: SqliteEventWriter[] = [];
+  const connections: Database.Database[] = [];
+  const writer = (options: Partial<SqliteWriterOptions> = {}) => {
     const created = new SqliteEventWriter({ path, ...options });
-    open.push(created);
+    writers.push(created);
     return created;
   };
   /** A second connection, like Grafana or the sqlite3 CLI would open. */
-  const reader = () => {
-    const db = new Database(path);
-    open.push(db);
+  const reader = (file = path) => {
+    const db = new Database(file);
+    connections.push(db);
     return db;
   };
   const count = (db: Database.Database, where = "1") => (db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get() as { n: number }).n;
@@ -41,19 +54,22 @@ describe("core/sqlite-writer", () => {
     directory = mkdtempSync(join(tmpdir(), "sqlite-writer-"));
     path = join(directory, "nested", "dir", "anomalies.db");
   });
-  afterEach(() => {
-    for (const item of open.splice(0)) item.close();
+  afterEach(async () => {
+    // A writer whose thread a test killed for good rejects close(); that was the test's point, not a failure here.
+    await Promise.allSettled(writers.splice(0).map((item) => item.close()));
+    for (const db of connections.splice(0)) db.close();
     rmSync(directory, { recursive: true, force: true });
   });
 
-  it("creates the directory, the table with the documented columns, and opens in WAL mode", () => {
+  it("creates the directory, the table with the documented columns and indexes, and opens in WAL mode", () => {
     writer();
     const db = reader();
     assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     const columns = (db.pragma("table_info(events)") as Array<{ name: string }>).map((column) => column.name);
     assert.deepEqual(columns, [...EVENT_COLUMN_NAMES]);
+    assert.ok(!columns.includes("detectors"), "the full detector JSON is not stored by default");
     const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as Array<{ name: string }>).map((row) => row.name);
-    assert.deepEqual(indexes.sort(), ["events_anomaly_ts", "events_sensor_ts", "events_ts"]);
+    assert.deepEqual(indexes.sort(), ["events_anomaly_ts", "events_ts"]);
   });
 
   it("commits as soon as batchSize rows are queued, without waiting for the flush interval", async function () {
@@ -89,6 +105,16 @@ describe("core/sqlite-writer", () => {
     assert.deepEqual(seen, [6, 6]);
   });
 
+  it("flush() sends the queued rows at once and resolves after their callbacks ran", async () => {
+    const sink = writer({ batchSize: 500, flushIntervalMs: 600_000 });
+    const results: WriteResult[] = [];
+    sink.write(events(3), (error, result) => results.push(result!));
+    await sink.flush();
+    assert.deepEqual(results, [{ inserted: 3, duplicates: 0 }]);
+    assert.equal(count(reader()), 3);
+    await sink.flush(); // nothing queued: resolves at once
+  });
+
   it("stores a replayed event once and reports it as a duplicate", async () => {
     const sink = writer({ batchSize: 5, flushIntervalMs: 10 });
     assert.deepEqual(await write(sink, events(5)), { inserted: 5, duplicates: 0 });
@@ -100,61 +126,101 @@ describe("core/sqlite-writer", () => {
     assert.equal(sink.stats.duplicates, 6);
   });
 
-  it("fills the detector columns from event.detectors, label and quality", async () => {
+  const flaggedEvent = () =>
+    event(1, {
+      readings: { vibration: 9.5, temperature: 41, pressure: 5 },
+      quality: { missing: ["humidity"] },
+      label: { anomaly: true, kind: "spike", metric: "vibration" },
+      detectors: {
+        rolling3Sigma: sigmaResult({ vibration: [7.512345678, true], temperature: [-8.25, true], pressure: [null, false] }),
+        isolationForest: { score: 0.71, anomaly: false, threshold: 0.65, modelVersion: 3 },
+      },
+    });
+
+  it("fills the lean columns from event.detectors, label and quality", async () => {
     const sink = writer({ batchSize: 1 });
-    await write(sink, [
-      event(1, {
-        readings: { vibration: 9.5, temperature: 41 },
-        quality: { missing: ["pressure"] },
-        label: { anomaly: true, kind: "spike", metric: "vibration" },
-        detectors: {
-          rolling3Sigma: {
-            anomaly: true,
-            ready: true,
-            metrics: {
-              vibration: { mean: 2, std: 1, z: 7.5, flag: true },
-              temperature: { mean: 41, std: 0.5, z: -8.25, flag: true },
-              pressure: { mean: null, std: null, z: null, flag: false },
-            },
-          },
-          isolationForest: { score: 0.71, anomaly: false, threshold: 0.65, modelVersion: 3 },
-        },
-      }),
-      event(2),
-    ]);
+    await write(sink, [flaggedEvent(), event(2)]);
     const rows = reader().prepare("SELECT * FROM events ORDER BY ts").all() as Array<Record<string, unknown>>;
-    const { stored_at: storedAt, detectors, ...flagged } = rows[0];
+    const { stored_at: storedAt, ...flagged } = rows[0];
     assert.ok(typeof storedAt === "number" && Math.abs(storedAt - Date.now()) < 60_000);
     assert.deepEqual(flagged, {
       event_id: "st-1:1",
       sensor_id: "st-1",
       ts: T0 + 1000,
-      readings: '{"vibration":9.5,"temperature":41}',
+      readings: '{"vibration":9.5,"temperature":41,"pressure":5}',
       anomaly: 1,
       sigma_anomaly: 1,
       sigma_max_abs_z: 8.25,
+      sigma_z: '{"vibration":7.5123,"temperature":-8.25}', // pressure is still warming up: left out
+      sigma_flags: '["vibration","temperature"]',
       iforest_score: 0.71,
       iforest_anomaly: 0,
       model_version: 3,
       label_anomaly: 1,
       label_kind: "spike",
-      missing: '["pressure"]',
+      label_metric: "vibration",
+      missing: '["humidity"]',
     });
-    assert.equal(JSON.parse(detectors as string).isolationForest.modelVersion, 3);
     const plain = rows[1];
     assert.equal(plain.anomaly, 0);
-    for (const column of ["sigma_anomaly", "sigma_max_abs_z", "iforest_score", "iforest_anomaly", "model_version", "label_anomaly", "label_kind", "detectors", "missing"]) {
+    for (const column of EVENT_COLUMN_NAMES.filter((name) => !["event_id", "sensor_id", "ts", "readings", "anomaly", "stored_at"].includes(name))) {
       assert.equal(plain[column], null, `${column} is NULL for an event no detector saw`);
     }
   });
 
+  it("stores sigma_z and sigma_max_abs_z as NULL while every metric warms up, and no flags when none is flagged", async () => {
+    const sink = writer({ batchSize: 2 });
+    await write(sink, [
+      event(1, { detectors: { rolling3Sigma: sigmaResult({ vibration: [null, false] }) } }),
+      event(2, { detectors: { rolling3Sigma: sigmaResult({ vibration: [0.25, false] }) } }),
+    ]);
+    const rows = reader().prepare("SELECT sigma_anomaly, sigma_max_abs_z, sigma_z, sigma_flags FROM events ORDER BY ts").all();
+    assert.deepEqual(rows, [
+      { sigma_anomaly: 0, sigma_max_abs_z: null, sigma_z: null, sigma_flags: null },
+      { sigma_anomaly: 0, sigma_max_abs_z: 0.25, sigma_z: '{"vibration":0.25}', sigma_flags: null },
+    ]);
+  });
+
+  it("with storeDetails, adds the detectors column to an existing table and fills it with every detector's full result", async () => {
+    const lean = writer({ batchSize: 1 });
+    await write(lean, [event(0, { detectors: { rolling3Sigma: sigmaResult({ vibration: [1, false] }) } })]);
+    await lean.close();
+
+    const detailed = writer({ batchSize: 1, storeDetails: true });
+    await write(detailed, [flaggedEvent()]);
+    const db = reader();
+    const rows = db.prepare("SELECT event_id, detectors, sigma_z FROM events ORDER BY ts").all() as Array<{ event_id: string; detectors: string | null; sigma_z: string }>;
+    assert.equal(rows[0].detectors, null, "rows stored without storeDetails keep NULL");
+    assert.deepEqual(JSON.parse(rows[1].detectors!), flaggedEvent().detectors);
+    assert.equal(rows[1].sigma_z, '{"vibration":7.5123,"temperature":-8.25}', "the lean columns are filled as well");
+    const viewColumns = (db.pragma("table_info(events_anomalies)") as Array<{ name: string }>).map((column) => column.name);
+    assert.ok(viewColumns.includes("detectors"), "the anomalies view shows the new column");
+  });
+
+  it("completes a table from the previous layout (full detectors JSON, no sigma_z) and keeps its rows", async () => {
+    const file = join(directory, "old.db");
+    const old = new Database(file);
+    old.exec(`CREATE TABLE events (event_id TEXT PRIMARY KEY, sensor_id TEXT NOT NULL, ts INTEGER NOT NULL, readings TEXT NOT NULL,
+      anomaly INTEGER NOT NULL, sigma_anomaly INTEGER, sigma_max_abs_z REAL, iforest_score REAL, iforest_anomaly INTEGER,
+      model_version INTEGER, label_anomaly INTEGER, label_kind TEXT, detectors TEXT, missing TEXT, stored_at INTEGER NOT NULL);
+      CREATE VIEW events_anomalies AS SELECT ts / 1000.0 AS time, event_id, sensor_id, ts, readings, detectors FROM events WHERE anomaly = 1;
+      INSERT INTO events (event_id, sensor_id, ts, readings, anomaly, detectors, stored_at) VALUES ('old:1', 'old', 1, '{"a":1}', 1, '{}', 2);`);
+    old.close();
+    const sink = writer({ path: file, batchSize: 1 });
+    await write(sink, [flaggedEvent()]);
+    const db = reader(file);
+    assert.deepEqual(db.prepare("SELECT event_id, sigma_z, label_metric, detectors FROM events_anomalies ORDER BY ts").all(), [
+      { event_id: "old:1", sigma_z: null, label_metric: null, detectors: "{}" },
+      { event_id: "st-1:1", sigma_z: '{"vibration":7.5123,"temperature":-8.25}', label_metric: "vibration", detectors: null },
+    ]);
+  });
+
   it("lists only anomalous rows in the anomalies view, with time in Unix seconds", async () => {
     const sink = writer({ batchSize: 4 });
-    const sigma = (anomaly: boolean) => ({ anomaly, ready: true, metrics: { vibration: { mean: 0, std: 1, z: anomaly ? 5 : 0.1, flag: anomaly } } });
     const forest = (anomaly: boolean) => ({ score: anomaly ? 0.8 : 0.4, anomaly, threshold: 0.6, modelVersion: 1 });
     const result = await write(sink, [
-      event(1, { detectors: { rolling3Sigma: sigma(true) } }),
-      event(2, { detectors: { rolling3Sigma: sigma(false), isolationForest: forest(false) } }),
+      event(1, { detectors: { rolling3Sigma: sigmaResult({ vibration: [5, true] }) } }),
+      event(2, { detectors: { rolling3Sigma: sigmaResult({ vibration: [0.1, false] }), isolationForest: forest(false) } }),
       event(3, { detectors: { isolationForest: forest(true) } }),
       event(4),
     ]);
@@ -171,12 +237,14 @@ describe("core/sqlite-writer", () => {
     const now = T0 + 30 * DAY;
     const first = writer({ batchSize: 3 });
     await write(first, [event(0, { timestamp: now - 10 * DAY }), event(1, { timestamp: now - 6 * DAY }), event(2, { timestamp: now })]);
-    first.close();
+    await first.close();
 
-    const reports: Array<[Error | null, number]> = [];
-    const second = writer({ retentionDays: 7, now: () => now, onRetention: (error, deleted) => reports.push([error, deleted]) });
-    assert.deepEqual(reports, [[null, 1]]);
-    assert.equal(second.stats.retentionDeleted, 1);
+    const reported = new Promise<[Error | null, number]>((resolve) => {
+      const second = writer({ retentionDays: 7, now: () => now, onRetention: (error, deleted) => resolve([error, deleted]) });
+      assert.equal(second.stats.retentionDeleted, 0, "retention runs in the SQLite thread, not in the constructor");
+    });
+    assert.deepEqual(await reported, [null, 1]);
+    assert.equal(writers[1].stats.retentionDeleted, 1);
     const left = reader().prepare("SELECT event_id FROM events ORDER BY ts").all();
     assert.deepEqual(left, [{ event_id: "st-1:1" }, { event_id: "st-1:2" }]);
   });
@@ -184,9 +252,9 @@ describe("core/sqlite-writer", () => {
   it("keeps every row when retentionDays is 0", async () => {
     const first = writer({ batchSize: 1 });
     await write(first, [event(0, { timestamp: 0 })]);
-    first.close();
+    await first.close();
     const second = writer({ retentionDays: 0 });
-    assert.equal(second.deleteExpired(), 0);
+    assert.equal(await second.deleteExpired(), 0);
     assert.equal(count(reader()), 1);
   });
 
@@ -198,12 +266,19 @@ describe("core/sqlite-writer", () => {
     assert.equal(existsSync(path), false);
   });
 
-  it("names the option in errors for bad numbers", () => {
+  it("names the option in errors for bad numbers and flags", () => {
     assert.throws(() => writer({ batchSize: 0 }), /"batchSize" must be an integer/);
     assert.throws(() => writer({ flushIntervalMs: 1.5 }), /"flushIntervalMs"/);
     assert.throws(() => writer({ busyTimeoutMs: -1 }), /"busyTimeoutMs"/);
     assert.throws(() => writer({ retentionDays: Number.NaN }), /"retentionDays"/);
+    assert.throws(() => writer({ storeDetails: "yes" as unknown as boolean }), /"storeDetails" must be true or false/);
     assert.throws(() => writer({ path: "" }), /"path"/);
+  });
+
+  it("reports a path that cannot hold a database from the constructor, naming the option", () => {
+    const file = join(directory, "a-file");
+    writeFileSync(file, "not a directory");
+    assert.throws(() => writer({ path: join(file, "anomalies.db") }), /cannot open SQLite database .*a-file\/anomalies\.db \(option "path"\)/);
   });
 
   it("uses another table name when configured, with its own anomalies view", async () => {
@@ -214,10 +289,11 @@ describe("core/sqlite-writer", () => {
   });
 
   it("refuses a table of the same name with another layout, naming the missing columns", () => {
-    const db = new Database(path.replace("nested/dir/", ""));
+    const file = join(directory, "other.db");
+    const db = new Database(file);
     db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, value REAL)");
     db.close();
-    assert.throws(() => writer({ path: path.replace("nested/dir/", "") }), /table "events" already exists without the columns event_id, sensor_id/);
+    assert.throws(() => writer({ path: file }), /table "events" already exists without the columns event_id, sensor_id, .*; choose another "table" name/);
   });
 
   it("reports a locked database to every write of the batch, then stores the next batch once the lock is gone", async () => {
@@ -230,13 +306,72 @@ describe("core/sqlite-writer", () => {
       assert.equal(outcome.status, "rejected");
       const reason = (outcome as PromiseRejectedResult).reason;
       assert.match(reason.message, /database is locked|busy/i);
-      assert.ok(isSqliteWriteError(reason) && reason.retriable && reason.code === "SQLITE_BUSY");
+      assert.ok(isSqliteWriteError(reason) && reason.retriable && reason.code === "SQLITE_BUSY" && !reason.unconfirmed);
     }
     assert.equal(sink.stats.failedBatches, 1);
     assert.equal(count(other), 0);
 
     assert.deepEqual(await write(sink, events(5)), { inserted: 5, duplicates: 0 });
     assert.equal(count(other), 5);
+  });
+
+  it("keeps the caller's thread running while a commit waits for another program's lock", async () => {
+    const sink = writer({ batchSize: 1, busyTimeoutMs: 1500 });
+    const other = reader();
+    other.exec("BEGIN IMMEDIATE");
+    let ticksWhileWaiting = 0;
+    const ticker = setInterval(() => {
+      if (sink.stats.pending > 0) ticksWhileWaiting++;
+    }, 10);
+    const outcome = await Promise.allSettled([write(sink, events(1))]);
+    clearInterval(ticker);
+    other.exec("COMMIT");
+    assert.equal(outcome[0].status, "rejected", "the lock outlasted busyTimeoutMs");
+    // 1.5 s of waiting is ~150 ticks of 10 ms; a commit on this thread would have allowed none.
+    assert.ok(ticksWhileWaiting >= 50, `only ${ticksWhileWaiting} timer ticks ran while the commit waited`);
+  });
+
+  it("fails every unconfirmed write when the SQLite thread dies, restarts it, and stores the next writes", async () => {
+    const exits: Array<[string, boolean]> = [];
+    const sink = writer({ batchSize: 500, flushIntervalMs: 600_000, busyTimeoutMs: 60_000, onWorkerExit: (error, restarted) => exits.push([error.message, restarted]) });
+    const other = reader();
+    other.exec("BEGIN IMMEDIATE"); // keeps the batch from committing before the thread is killed
+    const outcomes = Promise.allSettled([write(sink, events(3)), write(sink, events(2, 3))]);
+    void sink.flush();
+    void threadOf(sink)!.terminate();
+    other.exec("COMMIT");
+    for (const outcome of await outcomes) {
+      assert.equal(outcome.status, "rejected");
+      const reason = (outcome as PromiseRejectedResult).reason;
+      assert.ok(isSqliteWriteError(reason) && reason.unconfirmed && reason.retriable);
+      assert.match(reason.message, /could not confirm 5 events .*writer thread stopped.*may or may not be stored, and writing them again is safe/);
+    }
+    assert.deepEqual(exits, [[exits[0][0], true]]);
+    assert.match(exits[0][0], /writer thread stopped/);
+    assert.equal(sink.stats.workerRestarts, 1);
+    assert.equal(sink.stats.pending, 0);
+
+    // Writing the same events again is safe whatever the dead thread managed to commit.
+    const writing = write(sink, events(5));
+    void sink.flush();
+    const again = await writing;
+    assert.equal(again.inserted + again.duplicates, 5);
+    assert.equal(count(other), 5);
+  });
+
+  it("gives up after the thread died four times within a minute, and fails every later write with the reason", async () => {
+    const exits: boolean[] = [];
+    let exited: () => void = () => undefined;
+    const sink = writer({ onWorkerExit: (_error, restarted) => (exits.push(restarted), exited()) });
+    for (let death = 0; death < 4; death++) {
+      const seen = new Promise<void>((resolve) => (exited = resolve));
+      void threadOf(sink)!.terminate();
+      await seen;
+    }
+    assert.deepEqual(exits, [true, true, true, false]);
+    assert.equal(threadOf(sink), null);
+    await assert.rejects(write(sink, events(1)), /stopped: its thread failed 4 times within a minute .*redeploy to try again/);
+    await sink.close(); // nothing left to close: resolves
   });
 
   it("flushes queued rows on close, then refuses writes", async () => {
@@ -246,8 +381,9 @@ describe("core/sqlite-writer", () => {
       assert.equal(error, null);
       results.push(result);
     });
-    sink.close();
-    sink.close(); // idempotent
+    const closing = sink.close();
+    assert.equal(sink.close(), closing, "a second close() returns the same promise");
+    await closing;
     assert.deepEqual(results, [{ inserted: 7, duplicates: 0 }]);
     assert.equal(count(reader()), 7);
     await assert.rejects(write(sink, events(1, 100)), /closed/);
@@ -258,5 +394,77 @@ describe("core/sqlite-writer", () => {
     const broken = { ...event(1), sensorId: undefined } as unknown as SensorEvent;
     assert.throws(() => sink.write([event(0), broken], () => undefined), /event \[1\]: "sensorId"/);
     assert.equal(sink.stats.pending, 0);
+  });
+});
+
+describe("core/sqlite-batch: the compact form sent to the SQLite thread", () => {
+  const STORED_AT = 1_700_000_000_123;
+  /** What the thread would insert, as copies of the reused row. */
+  function roundTrip(input: SensorEvent[], storeDetails: boolean): RowValue[][] {
+    const encoder = new BatchEncoder(storeDetails, 8); // tiny buffer: growing is exercised too
+    encoder.add(input);
+    const rows: RowValue[][] = [];
+    new BatchDecoder(storeDetails).decode(encoder.take(), STORED_AT, (row) => rows.push([...row]));
+    return rows;
+  }
+  const expected = (input: SensorEvent[], storeDetails: boolean) =>
+    input.map((item) => {
+      const row = eventRow(item, storeDetails);
+      row[EVENT_COLUMN_NAMES.indexOf("stored_at")] = STORED_AT;
+      return row;
+    });
+
+  const tricky: SensorEvent[] = [
+    event(1, {
+      eventId: "custom id ✓",
+      timestamp: T0 + 0.75,
+      readings: { 'quo"te': 1.5, "back\\slash": -0, "ünï\u2028": 1e21, ["__proto__"]: 3, "2": 4, "": 5 } as Record<string, number>,
+      detectors: {
+        rolling3Sigma: {
+          anomaly: true,
+          ready: false,
+          metrics: {
+            'quo"te': { mean: 1, std: 1, z: 1e308, flag: true },
+            "back\\slash": { mean: 1, std: 1, z: -0.00001, flag: false },
+            "2": { mean: null, std: null, z: null, flag: false },
+            nan: { mean: 1, std: 0, z: Number.NaN, flag: false },
+          },
+        },
+        isolationForest: { score: null, anomaly: false, threshold: null, modelVersion: null },
+        custom: { anomaly: true },
+      },
+      label: { anomaly: false },
+      quality: { missing: ["x", 'y"'] },
+    }),
+    event(2, { detectors: { rolling3Sigma: { anomaly: "maybe", ready: true, metrics: null } } as unknown as SensorEvent["detectors"] }),
+    event(3, { readings: { vibration: "n/a", ok: 1 } as unknown as Record<string, number>, label: { anomaly: true, kind: 7, metric: "ok" } as unknown as SensorEvent["label"] }),
+    event(4, { readings: [1, 2] as unknown as Record<string, number>, detectors: null as unknown as SensorEvent["detectors"] }),
+    event(5, { readings: { a: Number.POSITIVE_INFINITY } }),
+    event(6, { readings: {}, detectors: { isolationForest: { score: 0.9, anomaly: true, threshold: 0.5, modelVersion: 2 } } }),
+  ];
+
+  for (const storeDetails of [false, true]) {
+    it(`rebuilds exactly the reference row of every event (storeDetails ${storeDetails})`, () => {
+      const input = [...tricky, ...events(200, 100)];
+      assert.deepEqual(roundTrip(input, storeDetails), expected(input, storeDetails));
+    });
+  }
+
+  it("writes valid JSON for names that need escaping", () => {
+    const [row] = roundTrip([tricky[0]], false);
+    const column = (name: string) => row[EVENT_COLUMN_NAMES.indexOf(name)] as string;
+    assert.deepEqual(Object.keys(JSON.parse(column("readings"))), ["2", 'quo"te', "back\\slash", "ünï\u2028", "__proto__", ""]);
+    assert.deepEqual(JSON.parse(column("sigma_z")), { 'quo"te': 1e308, "back\\slash": 0 });
+    assert.deepEqual(JSON.parse(column("sigma_flags")), ['quo"te']);
+  });
+
+  it("keeps the batch as it was when an event of a write is refused", () => {
+    const encoder = new BatchEncoder();
+    encoder.add(events(2));
+    assert.throws(() => encoder.add([event(5), { ...event(6), timestamp: Number.NaN }]), /event \[1\]: "timestamp"/);
+    encoder.add(events(1, 9));
+    const ids: unknown[] = [];
+    new BatchDecoder().decode(encoder.take(), 0, (row) => ids.push(row[0]));
+    assert.deepEqual(ids, ["st-1:0", "st-1:1", "st-1:9"]);
   });
 });

@@ -108,7 +108,7 @@ describe("iot-sqlite-sink node", () => {
     const green = nextStatus(sink, (status) => status.fill === "green");
     sink.receive({
       payload: event(1, {
-        label: { anomaly: true, kind: "spike" },
+        label: { anomaly: true, kind: "spike", metric: "vibration" },
         detectors: {
           rolling3Sigma: { anomaly: true, ready: true, metrics: { vibration: { mean: 2, std: 0.1, z: 6.2, flag: true } } },
           isolationForest: { score: 0.74, anomaly: true, threshold: 0.62, modelVersion: 2 },
@@ -132,11 +132,30 @@ describe("iot-sqlite-sink node", () => {
     assert.equal(row.anomaly, 1);
     assert.equal(row.sigma_anomaly, 1);
     assert.equal(row.sigma_max_abs_z, 6.2);
+    assert.equal(row.sigma_z, '{"vibration":6.2}');
+    assert.equal(row.sigma_flags, '["vibration"]');
     assert.equal(row.iforest_score, 0.74);
     assert.equal(row.iforest_anomaly, 1);
     assert.equal(row.model_version, 2);
     assert.equal(row.label_kind, "spike");
+    assert.equal(row.label_metric, "vibration");
+    assert.ok(!("detectors" in row), "the full detector JSON is not stored unless asked for");
     assert.deepEqual(db.prepare("SELECT event_id FROM events_anomalies").all(), [{ event_id: `press-7:${T0 + 1000}` }]);
+  });
+
+  it("stores every detector's full result as JSON when storeDetails is checked", async () => {
+    const { sink, output } = await start({ storeDetails: true });
+    const detectors = {
+      rolling3Sigma: { anomaly: false, ready: true, metrics: { vibration: { mean: 2, std: 0.1, z: 1.5, flag: false } } },
+      isolationForest: { score: 0.4, anomaly: false, threshold: 0.62, modelVersion: 2 },
+    };
+    sink.receive({ payload: event(1, { detectors }) });
+    await output();
+    const db = new Database(path, { readonly: true });
+    connections.push(db);
+    const row = db.prepare("SELECT detectors, sigma_z FROM events").get() as { detectors: string; sigma_z: string };
+    assert.deepEqual(JSON.parse(row.detectors), detectors);
+    assert.equal(row.sigma_z, '{"vibration":1.5}');
   });
 
   it("does not store a replayed event twice", async () => {

@@ -1,0 +1,106 @@
+// The SQLite thread of SqliteEventWriter: owns the connection, the prepared insert, the transactions and retention,
+// so that a commit (or a wait on another program's lock, up to busy_timeout) never blocks the main thread.
+// Started by sqlite-writer.ts with workerData; does nothing when imported anywhere else.
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import type Database from "better-sqlite3";
+import { BatchDecoder, type EncodedBatch } from "./sqlite-batch";
+import { openEventDatabase } from "./sqlite-database";
+import { EVENT_COLUMN_NAMES, insertStatement, type RowValue } from "./sqlite-schema";
+
+export const WORKER_ROLE = "iot-anomaly-sqlite-writer";
+
+export interface WorkerConfig {
+  path: string;
+  table: string;
+  busyTimeoutMs: number;
+  storeDetails: boolean;
+}
+
+/** A failure as it crosses the thread boundary: message and SQLite code (SQLITE_BUSY, SQLITE_FULL, …). */
+export interface WorkerError {
+  message: string;
+  code?: string;
+}
+
+export type ToWorker =
+  /** `storedAt`: commit time in the writer's clock (replaceable in tests), in ms. */
+  | { type: "batch"; id: number; batch: EncodedBatch; clockOffsetMs: number }
+  | { type: "retention"; id: number; cutoff: number }
+  | { type: "close" };
+
+export type FromWorker =
+  /** `inserted[i]` is 1 when row i was added, 0 for a duplicate; `anomalies` counts added rows with anomaly = 1. */
+  | { type: "committed"; id: number; inserted: Uint8Array; anomalies: number }
+  | { type: "failed"; id: number; error: WorkerError }
+  | { type: "retention"; id: number; deleted: number; error?: WorkerError }
+  | { type: "closed"; error?: WorkerError };
+
+const toWorkerError = (error: unknown): WorkerError => {
+  const { message, code } = error as { message?: unknown; code?: unknown };
+  return { message: String(message ?? error), ...(typeof code === "string" ? { code } : {}) };
+};
+
+function run(config: WorkerConfig): void {
+  const port = parentPort!;
+  // Failing here throws out of the thread: the writer sees an "error" then "exit" and fails what was sent.
+  const { db } = openEventDatabase(config);
+  const insert = db.prepare<[RowValue[]]>(insertStatement(config.table, config.storeDetails));
+  const deleteOlder = db.prepare<[number]>(`DELETE FROM "${config.table}" WHERE ts < ?`);
+  const decoder = new BatchDecoder(config.storeDetails);
+  const anomalyColumn = EVENT_COLUMN_NAMES.indexOf("anomaly");
+
+  const commit: Database.Transaction<(batch: EncodedBatch, inserted: Uint8Array, storedAt: number) => number> = db.transaction(
+    (batch: EncodedBatch, inserted: Uint8Array, storedAt: number) => {
+      let anomalies = 0;
+      decoder.decode(batch, storedAt, (row, index) => {
+        const added = insert.run(row).changes;
+        inserted[index] = added;
+        if (added === 1 && row[anomalyColumn] === 1) anomalies++;
+      });
+      return anomalies;
+    },
+  );
+
+  port.on("message", (message: ToWorker) => {
+    switch (message.type) {
+      case "batch": {
+        const inserted = new Uint8Array(message.batch.rows);
+        let reply: FromWorker;
+        try {
+          // BEGIN IMMEDIATE takes the write lock up front, so a busy database waits in busy_timeout instead of
+          // failing half-way through the batch.
+          const anomalies = commit.immediate(message.batch, inserted, Date.now() + message.clockOffsetMs);
+          reply = { type: "committed", id: message.id, inserted, anomalies };
+        } catch (error) {
+          reply = { type: "failed", id: message.id, error: toWorkerError(error) };
+        }
+        port.postMessage(reply, reply.type === "committed" ? [inserted.buffer] : []);
+        break;
+      }
+      case "retention": {
+        try {
+          port.postMessage({ type: "retention", id: message.id, deleted: deleteOlder.run(Math.trunc(message.cutoff)).changes } satisfies FromWorker);
+        } catch (error) {
+          port.postMessage({ type: "retention", id: message.id, deleted: 0, error: toWorkerError(error) } satisfies FromWorker);
+        }
+        break;
+      }
+      case "close": {
+        let error: WorkerError | undefined;
+        try {
+          db.close(); // the last connection to close checkpoints the WAL into the main file
+        } catch (closeError) {
+          error = toWorkerError(closeError);
+        }
+        port.postMessage({ type: "closed", ...(error ? { error } : {}) } satisfies FromWorker);
+        // Nothing else keeps this thread alive: it ends, and the writer sees "exit" with code 0.
+        port.close();
+        break;
+      }
+    }
+  });
+}
+
+if (!isMainThread && parentPort !== null && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) {
+  run((workerData as { config: WorkerConfig }).config);
+}
