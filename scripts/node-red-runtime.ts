@@ -15,6 +15,8 @@ export interface StartOptions {
   flows?: unknown[];
   port?: number;
   env?: Record<string, string>;
+  /** Extra Node.js flags for the runtime, e.g. ["--cpu-prof"] when profiling a bench. */
+  nodeArgs?: string[];
   /** Echo the runtime's log to this process' stdout. */
   echo?: boolean;
   startTimeoutMs?: number;
@@ -49,7 +51,7 @@ export async function startNodeRed(options: StartOptions): Promise<RunningNodeRe
   mkdirSync(options.userDir, { recursive: true });
   if (options.flows) writeFileSync(join(options.userDir, "flows.json"), JSON.stringify(options.flows, null, 2));
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, [nodeRedEntry, "--userDir", options.userDir, "--settings", settingsFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), nodeRedEntry, "--userDir", options.userDir, "--settings", settingsFile], {
     cwd: repositoryRoot,
     env: { ...process.env, PORT: String(port), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
