@@ -17,6 +17,8 @@ const paletteLabels: Record<string, string> = {
   "iot-rolling-3-sigma": "rolling-3-sigma",
   "iot-isolation-forest": "isolation-forest",
   "iot-sqlite-sink": "sqlite-sink",
+  "iot-kafka-in": "kafka-in",
+  "iot-kafka-out": "kafka-out",
 };
 
 /** Polls `read` until `accept` holds; fails with the last value seen (the UI updates asynchronously). */

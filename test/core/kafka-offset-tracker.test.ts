@@ -125,6 +125,20 @@ describe("core/kafka/offset-tracker", () => {
     assert.deepEqual(commitPoints(tracker), { 0: 7 });
   });
 
+  it("numbers each delivery of a partition with a new generation, so an ack can say which delivery it belongs to", () => {
+    const tracker = new OffsetTracker();
+    const first = [0, 1].map((offset) => tracker.track(T, 0, offset));
+    const other = tracker.track(T, 1, 0);
+    assert.equal(first[0].generation, first[1].generation, "one delivery, one generation");
+    assert.notEqual(other.generation, first[0].generation, "partitions are numbered apart");
+    const rewound = tracker.track(T, 0, 0);
+    assert.ok(rewound.generation > first[0].generation, "a rewind starts a new generation");
+    assert.equal(tracker.track(T, 1, 1).generation, other.generation, "the other partition keeps its generation");
+    tracker.revokeAll();
+    const rejoined = tracker.track(T, 1, 0);
+    assert.ok(rejoined.generation > rewound.generation, "a re-join starts new generations");
+  });
+
   it("coalesces commits: due after commitEveryAcks acks, or after commitIntervalMs with something to commit", () => {
     const tracker = new OffsetTracker({ commitEveryAcks: 3, commitIntervalMs: 1000 }, 0);
     const tracked = [0, 1, 2, 3].map((offset) => tracker.track(T, 0, offset));

@@ -92,6 +92,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
   /** Resolves stop()'s drain once nothing is in flight. */
   private drainWaiter: (() => void) | null = null;
   private restartAttempt = 0;
+  private partitionCount = 0;
   private stopped: Promise<void> | null = null;
   private firstAttemptOver: () => void = () => {};
   private readonly firstAttempt = new Promise<void>((resolve) => (this.firstAttemptOver = resolve));
@@ -106,6 +107,10 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
 
   get inFlight(): number {
     return this.tracker.inFlight;
+  }
+
+  get assignedPartitions(): number {
+    return this.partitionCount;
   }
 
   /**
@@ -175,6 +180,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       this.releaseCapacity();
       this.restartAttempt = 0;
       const partitions = Object.values(event.payload.memberAssignment).reduce((sum, list) => sum + list.length, 0);
+      this.partitionCount = partitions;
       this.setStatus("connected", `${partitions} partition${partitions === 1 ? "" : "s"}`);
     });
     consumer.on(REBALANCING, () => {
@@ -186,6 +192,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     consumer.on(CRASH, (event) => {
       const { error, restart } = event.payload;
       this.tracker.revokeAll();
+      this.partitionCount = 0;
       this.releaseCapacity();
       if (this.stopping) return;
       if (restart) {
@@ -249,8 +256,8 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     const decoded = messageToEvent(message.value, { topic, partition, offset: message.offset }, key);
     const headers = headersText(message.headers);
     const record: ConsumedRecord = decoded.ok
-      ? { ok: true, event: decoded.event, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers }
-      : { ok: false, error: decoded.error, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers };
+      ? { ok: true, event: decoded.event, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers, generation: tracked.generation }
+      : { ok: false, error: decoded.error, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers, generation: tracked.generation };
     let acked = false;
     const ack = (): void => {
       if (acked) return;

@@ -21,6 +21,8 @@ export interface TrackedOffset {
   readonly topic: string;
   readonly partition: number;
   readonly offset: number;
+  /** Generation of the partition's bookkeeping this delivery belongs to (PartitionState.generation). */
+  readonly generation: number;
   /** @internal the partition state the offset belongs to */
   readonly state: PartitionState;
 }
@@ -49,6 +51,8 @@ export class PartitionState {
   constructor(
     readonly topic: string,
     readonly partition: number,
+    /** Unique per tracker and growing: a partition delivered again (rebalance, rewind) gets a new number. */
+    readonly generation: number = 0,
   ) {}
 
   /** False when `offset` is not after the last handed-out offset (a rewind: the caller starts a new state). */
@@ -139,6 +143,7 @@ export class OffsetTracker {
   private inFlightCount = 0;
   private acksSinceLastCommit = 0;
   private lastCommitAt: number;
+  private generations = 0;
 
   constructor(options: OffsetTrackerOptions = {}, now: number = Date.now()) {
     this.commitEveryAcks = options.commitEveryAcks ?? 1000;
@@ -176,13 +181,13 @@ export class OffsetTracker {
       state = null;
     }
     if (state === null) {
-      state = new PartitionState(topic, partition);
+      state = new PartitionState(topic, partition, ++this.generations);
       this.partitions.set(partitionKey(topic, partition), state);
     }
     this.lastState = state;
     state.track(value);
     this.inFlightCount++;
-    return { topic, partition, offset: value, state };
+    return { topic, partition, offset: value, generation: state.generation, state };
   }
 
   /** Marks a handed-out message finished. Returns false (and changes nothing) for a stale or repeated ack. */

@@ -5,14 +5,50 @@ import { CompressionTypes, Kafka, Partitioners, type Producer, type RecordMetada
 import type { SensorEvent } from "../event";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, isRetriableKafkaError, KafkaClientClosedError, rootMessage, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
-import { checkKeyField, eventToMessage } from "./serialisation";
-import type { Acks, Compression, EventProducer, SendOptions, SendResult } from "./types";
+import { checkKeyField, eventToMessage, type OutgoingMessage } from "./serialisation";
+import type { Acks, Compression, EventProducer, SendMessagesOptions, SendOptions, SendResult } from "./types";
 
 export interface ProducerOptions {
   /** How long a `send` waits for a (re)connection before failing (default 30000 ms). */
   connectWaitMs?: number;
   /** Let the broker create a missing topic on first send, if the broker allows it (default true, as kafkajs). */
   allowAutoTopicCreation?: boolean;
+  /**
+   * Largest request, in bytes of keys, values and headers before compression (default 900000). A bigger send is
+   * split into several requests, sent one after the other so order per key is kept. The broker refuses a record
+   * batch over its `message.max.bytes` (1 MiB by default) with MESSAGE_TOO_LARGE, and kafkajs puts all of one
+   * send's messages for a partition into one record batch.
+   */
+  maxRequestBytes?: number;
+}
+
+/** Per-record overhead of Kafka's record format (length, attributes, deltas, header counts), roughly. */
+const RECORD_OVERHEAD_BYTES = 24;
+
+/** Bytes a message adds to a request, before compression (UTF-8 length of key, value and headers). */
+export function messageBytes(message: OutgoingMessage): number {
+  let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(message.value);
+  if (message.key !== null && message.key !== undefined) bytes += Buffer.byteLength(message.key);
+  if (message.headers) for (const name in message.headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(message.headers[name]) + 4;
+  return bytes;
+}
+
+/** Cuts messages into consecutive runs of at most `maxBytes` each (a single larger message is a run of its own). */
+export function splitBySize(messages: OutgoingMessage[], maxBytes: number): OutgoingMessage[][] {
+  const chunks: OutgoingMessage[][] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let index = 0; index < messages.length; index++) {
+    const size = messageBytes(messages[index]);
+    if (index > start && bytes + size > maxBytes) {
+      chunks.push(messages.slice(start, index));
+      start = index;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start < messages.length) chunks.push(start === 0 ? messages : messages.slice(start));
+  return chunks;
 }
 
 /** A batch that could not be written. `retriable`: the same send may succeed later (broker down, leader moving). */
@@ -21,11 +57,15 @@ export class KafkaSendError extends Error {
   readonly count: number;
   readonly retriable: boolean;
   readonly cause: unknown;
-  constructor(topic: string, count: number, cause: unknown) {
-    super(`could not send ${count} event${count === 1 ? "" : "s"} to topic "${topic}": ${rootMessage(cause)}`);
+  /** Messages of the send that were written before the failure (a send split into several requests). */
+  readonly written: number;
+  constructor(topic: string, count: number, cause: unknown, written = 0) {
+    const part = written > 0 ? ` (the first ${written} were written)` : "";
+    super(`could not send ${count} event${count === 1 ? "" : "s"} to topic "${topic}"${part}: ${rootMessage(cause)}`);
     this.name = "KafkaSendError";
     this.topic = topic;
     this.count = count;
+    this.written = written;
     this.retriable = isRetriableKafkaError(cause);
     this.cause = cause;
   }
@@ -54,15 +94,23 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
   readonly connection: KafkaConnection;
   private readonly producer: Producer;
   private readonly connectWaitMs: number;
+  readonly maxRequestBytes: number;
   private readonly sleeper = new Sleeper();
   private connecting: Promise<void> | null = null;
   private connected = false;
   private closed = false;
+  /** Resolves on close(): sends still waiting for a connection fail at once instead of after connectWaitMs. */
+  private closedSignal: () => void = () => {};
+  private readonly whenClosed = new Promise<false>((resolve) => (this.closedSignal = () => resolve(false)));
 
   constructor(settings: KafkaConnectionSettings | KafkaConnection, options: ProducerOptions = {}) {
     super();
     this.connection = toConnection(settings);
     this.connectWaitMs = options.connectWaitMs ?? 30_000;
+    this.maxRequestBytes = options.maxRequestBytes ?? 900_000;
+    if (!Number.isInteger(this.maxRequestBytes) || this.maxRequestBytes < 1024) {
+      throw new KafkaConfigError("maxRequestBytes", `"maxRequestBytes" must be a whole number of at least 1024 (got ${JSON.stringify(options.maxRequestBytes)})`);
+    }
     const kafka = new Kafka(this.connection.kafkaConfig);
     this.producer = kafka.producer({
       // kafkajs' Java-compatible murmur2 partitioner: a key lands on the same partition as with Java clients.
@@ -119,28 +167,40 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
     checkTopicName(topic);
     const { acks, compression, keyField, headers } = checkSendOptions(options);
     if (!Array.isArray(events)) throw new KafkaConfigError("events", `"events" must be an array of events`);
-    if (events.length === 0) return { topic, count: 0, partitions: [] };
-    if (this.closed) throw new KafkaSendError(topic, events.length, new KafkaClientClosedError("send"));
-    if (!this.connected) await this.waitForConnection(topic, events.length);
-
     const encode = { keyField, headers };
-    const messages = new Array(events.length);
+    const messages = new Array<OutgoingMessage>(events.length);
     for (let index = 0; index < events.length; index++) messages[index] = eventToMessage(events[index], encode);
+    return this.sendMessages(topic, messages, { acks, compression });
+  }
 
-    let metadata: RecordMetadata[];
-    try {
-      metadata = await this.producer.send({ topic, messages, acks: ACKS[acks], compression: COMPRESSION[compression] });
-    } catch (error) {
-      const failure = new KafkaSendError(topic, events.length, error);
-      if (!this.closed && isConnectionError(error)) this.setStatus("disconnected", undefined, failure);
-      throw failure;
+  /**
+   * Sends encoded messages: one request, or several in order when they exceed `maxRequestBytes`. Rejects with a
+   * KafkaSendError naming topic and cause (and how many were written when a later request failed).
+   */
+  async sendMessages(topic: string, messages: OutgoingMessage[], options: SendMessagesOptions = {}): Promise<SendResult> {
+    checkTopicName(topic);
+    const { acks, compression } = checkSendOptions({ acks: options.acks, compression: options.compression });
+    if (!Array.isArray(messages)) throw new KafkaConfigError("messages", `"messages" must be an array of messages`);
+    if (messages.length === 0) return { topic, count: 0, partitions: [] };
+    if (this.closed) throw new KafkaSendError(topic, messages.length, new KafkaClientClosedError("send"));
+    if (!this.connected) await this.waitForConnection(topic, messages.length);
+
+    const partitions: SendResult["partitions"] = [];
+    let written = 0;
+    for (const chunk of splitBySize(messages, this.maxRequestBytes)) {
+      let metadata: RecordMetadata[];
+      try {
+        metadata = await this.producer.send({ topic, messages: chunk, acks: ACKS[acks], compression: COMPRESSION[compression] });
+      } catch (error) {
+        const failure = new KafkaSendError(topic, messages.length, error, written);
+        if (!this.closed && isConnectionError(error)) this.setStatus("disconnected", undefined, failure);
+        throw failure;
+      }
+      written += chunk.length;
+      for (const entry of metadata) partitions.push({ partition: entry.partition, baseOffset: entry.baseOffset ?? null });
     }
     if (this.status.state !== "connected" && !this.closed) this.setStatus("connected");
-    return {
-      topic,
-      count: events.length,
-      partitions: metadata.map((entry) => ({ partition: entry.partition, baseOffset: entry.baseOffset ?? null })),
-    };
+    return { topic, count: messages.length, partitions };
   }
 
   private async waitForConnection(topic: string, count: number): Promise<void> {
@@ -152,7 +212,7 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
       }, this.connectWaitMs);
     });
     try {
-      const connected = await Promise.race([this.connect(), timeout]);
+      const connected = await Promise.race([this.connect(), timeout, this.whenClosed]);
       if (!connected) throw new KafkaClientClosedError("send");
     } catch (error) {
       throw error instanceof KafkaSendError ? error : new KafkaSendError(topic, count, error);
@@ -164,6 +224,7 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closedSignal();
     this.sleeper.wakeAll();
     // A connect attempt in kafkajs' own retry loop cannot be cancelled; do not let it hold up a Node-RED redeploy.
     await settleWithin(this.connecting, 2000);

@@ -2,7 +2,7 @@
 // client library could be swapped without touching the nodes. No kafkajs type appears here.
 import type { SensorEvent } from "../event";
 import type { CommitOffset } from "./offset-tracker";
-import type { KafkaDecodeError } from "./serialisation";
+import type { KafkaDecodeError, OutgoingMessage } from "./serialisation";
 
 /**
  * connecting: first connection or reconnect under way; connected: working; rebalancing: the group is re-assigning
@@ -38,6 +38,12 @@ export interface SendOptions {
   headers?: Record<string, string>;
 }
 
+/** Options of a send of messages already encoded (sendMessages). */
+export interface SendMessagesOptions {
+  acks?: Acks;
+  compression?: Compression;
+}
+
 export interface SendResult {
   topic: string;
   count: number;
@@ -50,6 +56,8 @@ export interface EventProducer {
   connect(): Promise<boolean>;
   /** Sends the events as one batch request. Rejects with a KafkaSendError naming topic and cause. */
   send(topic: string, events: SensorEvent[], options?: SendOptions): Promise<SendResult>;
+  /** Sends messages already encoded (e.g. with eventToMessage, or raw values for a dead-letter topic). */
+  sendMessages(topic: string, messages: OutgoingMessage[], options?: SendMessagesOptions): Promise<SendResult>;
   close(): Promise<void>;
   readonly status: KafkaClientStatus;
   on(event: "status", listener: (status: KafkaClientStatus) => void): this;
@@ -64,6 +72,12 @@ interface ConsumedRecordBase {
   /** Kafka record timestamp (ms since epoch, as text). */
   timestamp: string;
   headers: Record<string, string>;
+  /**
+   * Delivery generation of this record's partition: a new number whenever the partition's bookkeeping starts over
+   * (group re-joined after a rebalance, consumer crash, rewind), when everything of it not yet committed is
+   * delivered again. An ack of an earlier generation changes nothing; the new delivery's ack is the one that counts.
+   */
+  generation: number;
 }
 
 /** A consumed message: a valid event, or the structured reason why it is not one. Both must be acked. */
@@ -90,6 +104,8 @@ export interface EventConsumer {
   readonly status: KafkaClientStatus;
   /** Unacked messages. */
   readonly inFlight: number;
+  /** Partitions assigned to this member by the group (0 before the first join). */
+  readonly assignedPartitions: number;
   on(event: "status", listener: (status: KafkaClientStatus) => void): this;
   on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
   on(event: "commit", listener: (offsets: CommitOffset[]) => void): this;

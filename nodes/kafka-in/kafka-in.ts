@@ -1,0 +1,327 @@
+// Node-RED glue for kafka-in: the core consumer's records -> messages (output 1: events, one or a batch from one
+// partition; output 2: values that are not events), and acknowledgements back in. With ackMode "input" an offset
+// is committed only after a message carrying it comes back on the input (from a sink or kafka-out downstream), so a
+// crash re-reads what was unfinished instead of losing it.
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
+import type { SensorEvent } from "../../src/core/event";
+import { settleWithin } from "../../src/core/kafka/client-support";
+import { checkConsumerOptions, checkTopicName, KafkaConfigError, type ConsumedRecord, type KafkaClientStatus, type KafkaEventConsumer, type OutgoingMessage } from "../../src/core/kafka";
+import { AckRegistry, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
+import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
+import { ThrottledStatus } from "../../src/runtime/kafka-status";
+import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
+
+type AckMode = "input" | "send";
+
+interface KafkaInNodeDef extends NodeDef {
+  broker?: string;
+  /** Comma-separated topic names. */
+  topics?: string;
+  groupId?: string;
+  fromBeginning?: boolean | string;
+  batchSize?: number | string;
+  maxInFlight?: number | string;
+  ackMode?: AckMode;
+  deadLetterTopic?: string;
+  sessionTimeout?: number | string;
+}
+
+type AckMessage = NodeMessageInFlow & { kafka?: unknown };
+
+/** Events of one partition waiting to go out as one message. */
+interface PendingBatch {
+  delivery: PartitionDelivery;
+  topic: string;
+  partition: number;
+  events: SensorEvent[];
+  offsets: number[];
+  keys: (string | null)[];
+  timestamps: number[];
+  headers: Record<string, string>[];
+  acks: Array<() => void>;
+}
+
+const MAX_BATCH_SIZE = 10_000;
+
+function integerSetting(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  const number = numberSetting(value, fallback);
+  if (typeof number !== "number" || !Number.isInteger(number) || number < min || number > max) {
+    throw new KafkaConfigError(field, `"${field}" must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return number;
+}
+
+export = function register(RED: NodeAPI) {
+  function KafkaInNode(this: Node, config: KafkaInNodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const status = new ThrottledStatus(node);
+    const shouldWarn = createRepeatLimiter();
+    const acks = new AckRegistry(node.id);
+    let batch: PendingBatch | null = null;
+    let flushHandle: NodeJS.Immediate | undefined;
+    let closing = false;
+    let received = 0;
+    let invalidCount = 0;
+    let kafka: SharedKafkaConnection | null = null;
+    let consumer: KafkaEventConsumer | null = null;
+
+    let batchSize = 1;
+    let ackMode: AckMode = "input";
+    let deadLetterTopic = "";
+    let groupId = "";
+    try {
+      const found = lookUpBroker((id) => RED.nodes.getNode(id), config.broker);
+      if (found instanceof Error) throw found;
+      const topics = String(config.topics ?? "")
+        .split(",")
+        .map((topic) => topic.trim())
+        .filter((topic) => topic !== "");
+      batchSize = integerSetting("batchSize", config.batchSize, 1, 1, MAX_BATCH_SIZE);
+      ackMode = config.ackMode || "input";
+      if (ackMode !== "input" && ackMode !== "send") throw new KafkaConfigError("ackMode", `"ackMode" must be "input" or "send" (got ${JSON.stringify(config.ackMode)})`);
+      const options = checkConsumerOptions({
+        groupId: String(config.groupId ?? "").trim(),
+        topics,
+        fromBeginning: config.fromBeginning === undefined || config.fromBeginning === "" ? true : config.fromBeginning === true || config.fromBeginning === "true",
+        maxInFlight: integerSetting("maxInFlight", config.maxInFlight, 5000, 1, 1_000_000),
+        sessionTimeoutMs: integerSetting("sessionTimeout", config.sessionTimeout, 10_000, 6000, 1_800_000),
+      });
+      deadLetterTopic = (config.deadLetterTopic ?? "").trim();
+      if (deadLetterTopic !== "") {
+        checkTopicName(deadLetterTopic, "deadLetterTopic");
+        if (options.topics.includes(deadLetterTopic)) {
+          throw new KafkaConfigError("deadLetterTopic", `"deadLetterTopic" must not be one of the topics read ("${deadLetterTopic}"): invalid values would come back forever`);
+        }
+      }
+      groupId = options.groupId;
+      kafka = found;
+      consumer = kafka.createConsumer(options, {
+        log: (line, level) => (level === "error" || level === "warn" ? node.log(line) : node.debug(line)),
+        connectionTrouble: (message) => {
+          const state = consumer?.status.state;
+          if (closing || state === "connected" || state === "paused") return;
+          status.now(failed(shorten(`${RED._("iot-kafka-in.status.disconnected")}: ${message}`)));
+        },
+      });
+    } catch (error) {
+      node.error((error as Error).message);
+      node.status(failed(shorten((error as Error).message)));
+    }
+
+    const user: KafkaConnectionUser = { id: node.id };
+
+    const countsStatus = () => {
+      if (!consumer || consumer.status.state !== "connected") return null;
+      const partitions = consumer.assignedPartitions;
+      const text = RED._("iot-kafka-in.status.running", {
+        group: groupId,
+        partitions,
+        unit: partitions === 1 ? RED._("iot-kafka-in.status.partition") : RED._("iot-kafka-in.status.partitions"),
+        count: compactCount(received),
+      });
+      return running(invalidCount > 0 ? `${text} · ${RED._("iot-kafka-in.status.invalid", { count: compactCount(invalidCount) })}` : text);
+    };
+
+    function showConsumerStatus(update: KafkaClientStatus): void {
+      if (closing) return;
+      switch (update.state) {
+        case "connected":
+          status.now(countsStatus()!);
+          break;
+        case "connecting":
+          status.now(warming(RED._("iot-kafka-in.status.connecting")));
+          break;
+        case "rebalancing":
+          status.now(warming(RED._("iot-kafka-in.status.rebalancing")));
+          break;
+        case "paused":
+          status.now(warming(RED._("iot-kafka-in.status.paused", { count: consumer?.inFlight ?? 0 })));
+          break;
+        case "disconnected": {
+          const reason = update.error ? `: ${update.error.message}` : "";
+          status.now(failed(shorten(RED._("iot-kafka-in.status.disconnected") + reason)));
+          break;
+        }
+        default:
+          break;
+      }
+    }
+
+    function deliveryOf(record: ConsumedRecord): PartitionDelivery {
+      // Fast path: the core hands out a fetched batch of one partition record after record.
+      if (batch && batch.partition === record.partition && batch.topic === record.topic && batch.delivery.coreGeneration === record.generation) return batch.delivery;
+      return acks.deliveryFor(record.topic, record.partition, record.generation);
+    }
+
+    function flush(): void {
+      if (flushHandle !== undefined) clearImmediate(flushHandle);
+      flushHandle = undefined;
+      const current = batch;
+      batch = null;
+      if (!current || closing) return;
+      const kafkaMeta: KafkaMessageMeta = {
+        consumer: node.id,
+        generation: current.delivery.token,
+        topic: current.topic,
+        partition: current.partition,
+        offsets: current.offsets,
+        keys: current.keys,
+        timestamps: current.timestamps,
+        headers: current.headers,
+      };
+      const msg: NodeMessage & Record<string, unknown> =
+        batchSize === 1
+          ? {
+              topic: current.topic,
+              partition: current.partition,
+              payload: current.events[0],
+              key: current.keys[0],
+              offset: current.offsets[0],
+              timestamp: current.timestamps[0],
+              headers: current.headers[0],
+              kafka: kafkaMeta,
+            }
+          : { topic: current.topic, partition: current.partition, payload: current.events, kafka: kafkaMeta };
+      if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.acks);
+      received += current.events.length;
+      node.send([msg, null]);
+      if (ackMode === "send") for (const ack of current.acks) ack();
+      status.soon(countsStatus);
+    }
+
+    // Dead-letter copies of invalid values, sent together; each is acked once the broker has it (or the send failed).
+    let deadLetters: Array<{ message: OutgoingMessage; ack: () => void }> = [];
+    let deadLetterHandle: NodeJS.Immediate | undefined;
+    const deadLetterSends = new Set<Promise<void>>();
+
+    function flushDeadLetters(): void {
+      deadLetterHandle = undefined;
+      const items = deadLetters;
+      deadLetters = [];
+      if (items.length === 0 || !kafka) return;
+      let request: Promise<unknown>;
+      try {
+        request = kafka.producer().sendMessages(
+          deadLetterTopic,
+          items.map((item) => item.message),
+        );
+      } catch (error) {
+        request = Promise.reject(error);
+      }
+      const sent = request
+        .then(
+          () => undefined,
+          (error: Error) => {
+            const text = RED._("iot-kafka-in.errors.deadLetter", { topic: deadLetterTopic, error: error.message });
+            if (shouldWarn(text)) node.error(text);
+          },
+        )
+        .then(() => {
+          // Acked either way: an invalid value never holds up its partition's commits.
+          for (const item of items) item.ack();
+          deadLetterSends.delete(sent);
+        });
+      deadLetterSends.add(sent);
+    }
+
+    function handleInvalid(record: ConsumedRecord, ack: () => void): void {
+      const error = record.error!;
+      invalidCount++;
+      node.send([
+        null,
+        {
+          topic: record.topic,
+          partition: record.partition,
+          payload: { raw: error.rawValue, error: error.message, field: error.field, topic: record.topic, partition: record.partition, offset: Number(record.offset), key: record.key },
+        },
+      ]);
+      if (deadLetterTopic === "" || !kafka) {
+        ack();
+      } else {
+        const headers: Record<string, string> = {
+          ...record.headers,
+          "x-error": error.message,
+          "x-error-field": error.field,
+          "x-source-topic": record.topic,
+          "x-source-partition": String(record.partition),
+          "x-source-offset": record.offset,
+        };
+        if (error.rawValue === null) headers["x-value-null"] = "true";
+        deadLetters.push({ message: { key: record.key, value: error.rawValue ?? "", headers }, ack });
+        if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
+      }
+      status.soon(countsStatus);
+    }
+
+    function handleRecord(record: ConsumedRecord, ack: () => void): void {
+      // While closing nothing goes out and nothing is acked: it is read again after the restart.
+      if (closing) return;
+      if (!record.ok) return handleInvalid(record, ack);
+      const delivery = deliveryOf(record);
+      if (batch && (batch.delivery !== delivery || batch.partition !== record.partition || batch.topic !== record.topic)) flush();
+      if (!batch) {
+        batch = { delivery, topic: record.topic, partition: record.partition, events: [], offsets: [], keys: [], timestamps: [], headers: [], acks: [] };
+      }
+      batch.events.push(record.event);
+      batch.offsets.push(Number(record.offset));
+      batch.keys.push(record.key);
+      batch.timestamps.push(Number(record.timestamp));
+      batch.headers.push(record.headers);
+      batch.acks.push(ack);
+      if (batch.events.length >= batchSize) flush();
+      // The core hands out a fetched batch synchronously; what is left when it pauses or ends goes out next tick.
+      else if (flushHandle === undefined) flushHandle = setImmediate(flush);
+    }
+
+    if (kafka && consumer) {
+      const client = consumer;
+      kafka.register(user);
+      status.now(warming(RED._("iot-kafka-in.status.connecting")));
+      client.on("status", showConsumerStatus);
+      client.on("problem", ({ context, error }) => {
+        if (closing) return;
+        const text = RED._("iot-kafka-in.errors.problem", { context, error: error.message });
+        if (shouldWarn(text)) node.warn(text);
+      });
+      client.start(handleRecord).catch((error: Error) => node.error(error.message));
+    }
+
+    node.on("input", (msg: AckMessage, _send, done) => {
+      // An acknowledgement: only this node's messages of a partition's current delivery count; others are ignored.
+      if (ackMode === "input") acks.acknowledge(msg.kafka);
+      done();
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      closing = true;
+      status.stop();
+      if (flushHandle !== undefined) clearImmediate(flushHandle);
+      if (deadLetterHandle !== undefined) {
+        clearImmediate(deadLetterHandle);
+        flushDeadLetters();
+      }
+      batch = null;
+      const finish = async () => {
+        if (consumer) {
+          // Commits what was acknowledged, then leaves the group (bounded inside: ~10 s with a dead broker).
+          // Acks cannot reach a closing node, so waiting long for them would only slow every redeploy.
+          await settleWithin(consumer.stop({ drainTimeoutMs: ackMode === "input" ? 200 : 0 }), 12_000);
+          kafka?.releaseConsumer(consumer);
+        }
+        await settleWithin(Promise.all([...deadLetterSends]), 2000);
+        acks.clear();
+        if (kafka) await kafka.deregister(user);
+      };
+      finish().then(
+        () => done(),
+        (error: Error) => {
+          node.warn(error.message);
+          done();
+        },
+      );
+    });
+  }
+
+  RED.nodes.registerType("iot-kafka-in", KafkaInNode);
+};

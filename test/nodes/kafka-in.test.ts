@@ -1,0 +1,407 @@
+// kafka-in on a real Apache Kafka broker (test/support/kafka-broker.ts): offsets committed only for acknowledged
+// messages, invalid values on output 2 and the dead-letter topic, batches from one partition, the in-flight bound,
+// foreign acknowledgements ignored, and an unreachable broker.
+import assert from "node:assert/strict";
+import type { EventEmitter } from "node:events";
+import { Kafka, logLevel } from "kafkajs";
+import type { Node, NodeMessage, NodeStatus } from "node-red";
+import helper from "node-red-node-test-helper";
+import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
+import kafkaInNode from "../../nodes/kafka-in/kafka-in";
+import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
+import { AckRegistry } from "../../src/runtime/kafka-acks";
+import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
+
+helper.init(require.resolve("node-red"));
+
+/** A node of a test flow: any properties besides id and type. */
+type FlowNode = { id: string; type: string } & Record<string, any>;
+
+type Message = Record<string, any>;
+
+const T0 = Date.UTC(2025, 0, 1);
+const eventJson = (sensorId: string, index: number) => JSON.stringify({ sensorId, timestamp: T0 + index * 1000, readings: { vibration: 2 + index / 100 } });
+
+/** Messages a helper node receives, in order; `next()` waits for the next one. */
+function inbox(node: Node) {
+  const received: Message[] = [];
+  const waiting: Array<(msg: Message) => void> = [];
+  node.on("input", (msg: NodeMessage) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(msg as Message);
+    else received.push(msg as Message);
+  });
+  return {
+    get queued() {
+      return received.length;
+    },
+    next(what = "a message", ms = 20_000): Promise<Message> {
+      const first = received.shift();
+      if (first) return Promise.resolve(first);
+      let waiter!: (msg: Message) => void;
+      const arrival = new Promise<Message>((resolve) => waiting.push((waiter = resolve)));
+      // A wait that times out must not swallow the message that comes later.
+      return within(arrival, ms, what).finally(() => {
+        const index = waiting.indexOf(waiter);
+        if (index >= 0) waiting.splice(index, 1);
+      });
+    },
+    async take(count: number, what: string, ms = 20_000): Promise<Message[]> {
+      const messages: Message[] = [];
+      for (let index = 0; index < count; index++) messages.push(await this.next(`${what} (${index} of ${count} so far)`, ms));
+      return messages;
+    },
+  };
+}
+
+function nextStatus(node: Node, predicate: (status: NodeStatus) => boolean, what: string, ms = 20_000): Promise<NodeStatus> {
+  const events = node as unknown as EventEmitter;
+  return within(
+    new Promise((resolve) => {
+      const listener = (call: { args: [NodeStatus] }) => {
+        if (!predicate(call.args[0])) return;
+        events.removeListener("call:status", listener);
+        resolve(call.args[0]);
+      };
+      events.on("call:status", listener);
+    }),
+    ms,
+    what,
+  );
+}
+
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls until `read` gives a value `accept` takes (commits are coalesced on a ~1 s interval). */
+async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: last value ${JSON.stringify(value instanceof Map ? [...value] : value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const total = (offsets: Map<number, number>) => [...offsets.values()].reduce((sum, offset) => sum + Math.max(0, offset), 0);
+
+describe("iot-kafka-in node (real broker)", function () {
+  this.timeout(30_000);
+  let brokers: string;
+
+  before(async function () {
+    this.timeout(240_000); // a cold first start downloads the broker's jars
+    brokers = await kafkaBrokers();
+  });
+
+  beforeEach((done) => {
+    helper.startServer(done);
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await new Promise<void>((resolve) => helper.stopServer(resolve));
+  });
+
+  async function start(kafkaIn: Record<string, unknown>, brokerAddress = brokers) {
+    const flow: FlowNode[] = [
+        { id: "f1", type: "tab", label: "kafka-in" },
+        { id: "broker", type: "iot-kafka-broker", name: "", brokers: brokerAddress, clientId: "kafka-in-test", tls: false, saslMechanism: "none" },
+        {
+          id: "in",
+          z: "f1",
+          type: "iot-kafka-in",
+          name: "",
+          broker: "broker",
+          fromBeginning: true,
+          batchSize: 1,
+          maxInFlight: 5000,
+          ackMode: "input",
+          deadLetterTopic: "",
+          sessionTimeout: 10000,
+          wires: [["events"], ["invalid"]],
+          ...kafkaIn,
+        },
+        { id: "events", z: "f1", type: "helper" },
+        { id: "invalid", z: "f1", type: "helper" },
+        { id: "onComplete", z: "f1", type: "complete", scope: ["in"], uncaught: false, wires: [["completed"]] },
+        { id: "completed", z: "f1", type: "helper" },
+    ];
+    await helper.load([kafkaBrokerNode, kafkaInNode, kafkaOutNode], flow);
+    const node = helper.getNode("in");
+    return { node, events: inbox(helper.getNode("events")), invalid: inbox(helper.getNode("invalid")), completed: inbox(helper.getNode("completed")) };
+  }
+
+  async function produceEvents(topic: string, count: number, sensors = 5): Promise<void> {
+    await produceRaw(
+      topic,
+      Array.from({ length: count }, (_, index) => ({ key: `pump-${index % sensors}`, value: eventJson(`pump-${index % sensors}`, index) })),
+    );
+  }
+
+  it("commits nothing without acknowledgements: the group reads everything again after a restart", async () => {
+    const topic = await createTopic("in-noack", 3);
+    const groupId = uniqueName("in-noack");
+    await produceEvents(topic, 30);
+    const first = await start({ topics: topic, groupId });
+    const firstRead = await first.events.take(30, "the first read");
+    assert.equal(firstRead[0].kafka.consumer, "in");
+    await helper.unload();
+    assert.equal(total(await committedOffsets(groupId, topic)), 0, "no offset committed for unacknowledged events");
+
+    const second = await start({ topics: topic, groupId });
+    const again = await second.events.take(30, "the same events read again");
+    assert.deepEqual(
+      again.map((msg) => msg.payload.eventId).sort(),
+      firstRead.map((msg) => msg.payload.eventId).sort(),
+      "every unacknowledged event comes again",
+    );
+  });
+
+  it("commits acknowledged offsets: with acks wired back, a restarted group reads only new events", async () => {
+    const topic = await createTopic("in-ack", 3);
+    const groupId = uniqueName("in-ack");
+    await produceEvents(topic, 30);
+    const first = await start({ topics: topic, groupId });
+    // A helper node standing in for a sink: it forwards each finished message back to kafka-in's input.
+    helper.getNode("events").on("input", (msg: NodeMessage) => first.node.receive(msg));
+    const read = await first.events.take(30, "the events");
+    assert.deepEqual(read[0].kafka.offsets, [read[0].offset]);
+    assert.equal(typeof read[0].kafka.generation, "number");
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 30, "all 30 offsets committed");
+    assert.deepEqual(await committedOffsets(groupId, topic), await endOffsets(topic));
+    await helper.unload();
+
+    await produceRaw(topic, [{ key: "pump-new", value: eventJson("pump-new", 99) }]);
+    const second = await start({ topics: topic, groupId });
+    const msg = await second.events.next("the new event");
+    assert.equal(msg.payload.sensorId, "pump-new", "the restarted group starts after the acknowledged events");
+    assert.equal(await second.events.next("nothing old", 1500).catch(() => null), null, "no old event is read again");
+  });
+
+  it("ignores messages on its input that it did not send, or of another delivery, with done()", async () => {
+    const topic = await createTopic("in-foreign", 1);
+    const groupId = uniqueName("in-foreign");
+    await produceEvents(topic, 3, 1);
+    const { node, events, completed } = await start({ topics: topic, groupId });
+    const read = await events.take(3, "the events");
+    const meta = read[0].kafka;
+    node.receive({ payload: "hello" });
+    node.receive({ payload: read[0].payload, kafka: { ...meta, consumer: "another-kafka-in" } });
+    node.receive({ payload: read[0].payload, kafka: { ...meta, generation: meta.generation + 1000 } });
+    await completed.take(3, "done() for the three foreign messages");
+    await helper.unload();
+    assert.equal(total(await committedOffsets(groupId, topic)), 0, "none of them acknowledged anything");
+  });
+
+  it("ignores acknowledgements from before a rebalance: only the new delivery's acks commit", async () => {
+    const topic = await createTopic("in-rebalance", 2);
+    const groupId = uniqueName("in-rebalance");
+    await produceEvents(topic, 20, 10);
+    const { node, events } = await start({ topics: topic, groupId, sessionTimeout: 6000 });
+    const before = await events.take(20, "the first delivery");
+    const flow = (helper as unknown as { _redNodes: { getFlows(): { flows: FlowNode[] } } })._redNodes.getFlows().flows;
+    // A second member joins the group: the partitions are reassigned, and each partition kept by the first member is
+    // delivered again from its last commit (nothing committed yet) with a new generation.
+    const second: FlowNode = { ...flow.find((item) => item.id === "in")!, id: "in2", wires: [[], []] };
+    await helper.setFlows([...flow, second], "nodes");
+    const again = await events.next("the first member's partition delivered again after the rebalance", 25_000);
+    assert.notEqual(again.kafka.generation, before.find((msg) => msg.partition === again.partition)!.kafka.generation);
+
+    before.forEach((msg) => node.receive(msg)); // late acks of the first delivery
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // longer than the commit interval
+    assert.equal(total(await committedOffsets(groupId, topic)), 0, "stale acknowledgements committed nothing");
+
+    const kept = before.filter((msg) => msg.partition === again.partition).length;
+    const redelivered = [again, ...(await events.take(kept - 1, "the rest of the partition's redelivery"))];
+    assert.ok(redelivered.every((msg) => msg.partition === again.partition));
+    redelivered.forEach((msg) => node.receive(msg));
+    await eventually(
+      () => committedOffsets(groupId, topic),
+      (offsets) => offsets.get(again.partition) === kept,
+      "the new delivery's acknowledgements committed",
+    );
+  });
+
+  it("sends batches of up to batchSize events of one partition, with per-event metadata", async () => {
+    const topic = await createTopic("in-batch", 2);
+    await produceEvents(topic, 250, 10);
+    const { events } = await start({ topics: topic, groupId: uniqueName("in-batch"), batchSize: 100, ackMode: "send" });
+    let count = 0;
+    const seen = new Set<string>();
+    while (count < 250) {
+      const msg = await events.next(`batches (${count} of 250 events so far)`);
+      const payload = msg.payload as Array<{ eventId: string }>;
+      assert.ok(Array.isArray(payload) && payload.length >= 1 && payload.length <= 100, `batch of ${payload.length}`);
+      assert.equal(msg.kafka.partition, msg.partition);
+      assert.equal(msg.kafka.offsets.length, payload.length);
+      assert.equal(msg.kafka.keys.length, payload.length);
+      assert.equal(msg.kafka.timestamps.length, payload.length);
+      assert.deepEqual(msg.kafka.offsets, [...msg.kafka.offsets].sort((a: number, b: number) => a - b), "offsets in order");
+      payload.forEach((event) => seen.add(event.eventId));
+      count += payload.length;
+    }
+    assert.equal(seen.size, 250, "every event once");
+  });
+
+  it("sends invalid values to output 2 with their offset and field, and keeps consuming", async () => {
+    const topic = await createTopic("in-invalid", 1);
+    await produceRaw(topic, [
+      { key: "a", value: eventJson("first", 0) },
+      { key: "b", value: "{not json" },
+      { key: "c", value: "" },
+      { key: "d", value: JSON.stringify({ sensorId: "x", timestamp: T0, readings: { vibration: "n/a" } }) },
+      { key: "e", value: eventJson("last", 4) },
+    ]);
+    const groupId = uniqueName("in-invalid");
+    const { node, events, invalid } = await start({ topics: topic, groupId });
+    helper.getNode("events").on("input", (msg: NodeMessage) => node.receive(msg));
+    const good = await events.take(2, "the two valid events");
+    assert.deepEqual(good.map((msg) => [msg.payload.sensorId, msg.offset]), [["first", 0], ["last", 4]]);
+    const bad = (await invalid.take(3, "the three invalid values")).map((msg) => msg.payload);
+    assert.deepEqual(
+      bad.map(({ raw, field, offset, key, topic: from, partition }) => ({ raw, field, offset, key, from, partition })),
+      [
+        { raw: "{not json", field: "payload", offset: 1, key: "b", from: topic, partition: 0 },
+        { raw: "", field: "value", offset: 2, key: "c", from: topic, partition: 0 },
+        { raw: JSON.stringify({ sensorId: "x", timestamp: T0, readings: { vibration: "n/a" } }), field: "readings.vibration", offset: 3, key: "d", from: topic, partition: 0 },
+      ],
+    );
+    assert.match(bad[0].error, /not valid JSON/);
+    // Invalid values are acknowledged at once: with the two valid ones acked, the partition commits to its end.
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => offsets.get(0) === 5, "offsets committed past the invalid values");
+  });
+
+  it("writes invalid values to the dead-letter topic with the error and where they came from", async () => {
+    const topic = await createTopic("in-dlq-source", 1);
+    const deadLetterTopic = await createTopic("in-dlq", 1);
+    await produceRaw(topic, [
+      { key: "a", value: "temperature=41.3", headers: { origin: "gateway-7" } },
+      { key: "b", value: eventJson("ok", 1) },
+      { key: "c", value: JSON.stringify({ timestamp: T0, readings: { vibration: 1 } }) },
+    ]);
+    const { invalid } = await start({ topics: topic, groupId: uniqueName("in-dlq"), deadLetterTopic, ackMode: "send" });
+    await invalid.take(2, "the invalid values on output 2");
+    await eventually(() => endOffsets(deadLetterTopic), (offsets) => offsets.get(0) === 2, "two dead letters");
+
+    const kafka = new Kafka({ clientId: "dlq-reader", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
+    const reader = kafka.consumer({ groupId: uniqueName("dlq-reader") });
+    const letters: Array<{ key: string; value: string; headers: Record<string, string> }> = [];
+    try {
+      await reader.connect();
+      await reader.subscribe({ topic: deadLetterTopic, fromBeginning: true });
+      await within(
+        new Promise<void>((resolve) => {
+          void reader.run({
+            eachMessage: async ({ message }) => {
+              const headers: Record<string, string> = {};
+              for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+              letters.push({ key: String(message.key), value: String(message.value), headers });
+              if (letters.length === 2) resolve();
+            },
+          });
+        }),
+        20_000,
+        "the dead letters",
+      );
+    } finally {
+      await reader.disconnect();
+    }
+    assert.deepEqual(letters.map((letter) => [letter.key, letter.value]), [
+      ["a", "temperature=41.3"],
+      ["c", JSON.stringify({ timestamp: T0, readings: { vibration: 1 } })],
+    ]);
+    assert.equal(letters[0].headers["x-source-topic"], topic);
+    assert.equal(letters[0].headers["x-source-partition"], "0");
+    assert.equal(letters[0].headers["x-source-offset"], "0");
+    assert.match(letters[0].headers["x-error"], /not valid JSON/);
+    assert.equal(letters[0].headers.origin, "gateway-7", "the original headers are kept");
+    assert.equal(letters[1].headers["x-source-offset"], "2");
+    assert.equal(letters[1].headers["x-error-field"], "sensorId");
+  });
+
+  it("pauses at maxInFlight unacknowledged events (yellow status) and resumes as acknowledgements come back", async () => {
+    const topic = await createTopic("in-inflight", 1);
+    await produceEvents(topic, 40, 4);
+    const { node, events } = await start({ topics: topic, groupId: uniqueName("in-inflight"), maxInFlight: 10 });
+    const paused = nextStatus(node, (status) => status.fill === "yellow" && /paused/.test(String(status.text)), "the paused status");
+    const firstTen = await events.take(10, "the first 10 events");
+    await paused;
+    assert.equal(await events.next("nothing beyond the bound", 1000).catch(() => null), null, "no 11th event while 10 are unacknowledged");
+
+    const resumed = nextStatus(node, (status) => status.fill === "green", "the running status again");
+    helper.getNode("events").on("input", (msg: NodeMessage) => node.receive(msg));
+    firstTen.forEach((msg) => node.receive(msg));
+    await resumed;
+    const rest = await events.take(30, "the remaining 30 events");
+    assert.equal(new Set([...firstTen, ...rest].map((msg) => msg.payload.eventId)).size, 40);
+  });
+
+  it("turns red for an unreachable broker without crashing, and closes in time", async () => {
+    const { node } = await start({ topics: "anything", groupId: "nobody" }, "127.0.0.1:1");
+    const red = await nextStatus(node, (status) => status.fill === "red", "a red status for 127.0.0.1:1", 10_000);
+    assert.match(String(red.text), /ECONNREFUSED|disconnected/);
+    const started = Date.now();
+    await helper.unload();
+    const closeTime = Date.now() - started;
+    assert.ok(closeTime < 15_000, `close took ${closeTime} ms (Node-RED allows 15 s)`);
+  });
+});
+
+describe("kafka-in acknowledgement matching (AckRegistry)", () => {
+  /** Acks that record which offsets were acknowledged. */
+  function tracked(offsets: number[]) {
+    const acked: number[] = [];
+    return { acked, acks: offsets.map((offset) => () => acked.push(offset)) };
+  }
+
+  it("acknowledges the offsets of its own current delivery, once", () => {
+    const registry = new AckRegistry("in-1");
+    const delivery = registry.deliveryFor("iot.raw", 0, 1);
+    const { acked, acks } = tracked([10, 11, 12]);
+    registry.hold(delivery, [10, 11, 12], acks);
+    const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [10, 12] };
+    assert.equal(registry.acknowledge(meta), 2);
+    assert.equal(registry.acknowledge(meta), 0, "a repeated acknowledgement changes nothing");
+    assert.deepEqual(acked, [10, 12]);
+  });
+
+  it("ignores another node's messages, other partitions and anything that is not msg.kafka", () => {
+    const registry = new AckRegistry("in-1");
+    const delivery = registry.deliveryFor("iot.raw", 0, 1);
+    const { acked, acks } = tracked([5]);
+    registry.hold(delivery, [5], acks);
+    const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [5] };
+    for (const foreign of [undefined, null, "5", { ...meta, consumer: "in-2" }, { ...meta, partition: 1 }, { ...meta, topic: "iot.scored" }, { ...meta, offsets: 5 }]) {
+      assert.equal(registry.acknowledge(foreign), 0, JSON.stringify(foreign));
+    }
+    assert.deepEqual(acked, []);
+  });
+
+  it("ignores acknowledgements of a delivery replaced by a rebalance, even for the same offsets", () => {
+    const registry = new AckRegistry("in-1");
+    const first = registry.deliveryFor("iot.raw", 0, 1);
+    const old = tracked([0, 1]);
+    registry.hold(first, [0, 1], old.acks);
+    const second = registry.deliveryFor("iot.raw", 0, 2); // the core re-delivers the partition from its last commit
+    assert.notEqual(second.token, first.token);
+    const again = tracked([0, 1]);
+    registry.hold(second, [0, 1], again.acks);
+    assert.equal(registry.acknowledge({ consumer: "in-1", generation: first.token, topic: "iot.raw", partition: 0, offsets: [0, 1] }), 0);
+    assert.deepEqual(again.acked, [], "the late acknowledgement of the old copies does not finish the new ones");
+    assert.equal(registry.acknowledge({ consumer: "in-1", generation: second.token, topic: "iot.raw", partition: 0, offsets: [0, 1] }), 2);
+    assert.deepEqual(again.acked, [0, 1]);
+  });
+
+  it("never reuses a token, not even in a node redeployed with the same id", () => {
+    const before = new AckRegistry("in-1").deliveryFor("iot.raw", 0, 1).token;
+    const after = new AckRegistry("in-1").deliveryFor("iot.raw", 0, 1).token;
+    assert.notEqual(after, before);
+  });
+});
