@@ -1,0 +1,159 @@
+// The medallion pipeline end to end (Bronze → Kafka → Silver → Kafka → Gold → SQLite) on the real local broker, in
+// real Node-RED runtimes running the shipped examples: sustained events/s with the offered load above capacity, and
+// end-to-end latency (commit time in SQLite − the event's timestamp) at a steady 5k events/s. Every run checks that
+// the SQLite file holds exactly the events produced. Uses KAFKA_BROKERS if set, otherwise starts
+// scripts/kafka-local.sh on the test port (stopped at exit). BENCH_REPETITIONS (default 3) runs per figure.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RunningNodeRed } from "../scripts/node-red-runtime";
+import {
+  configureFlow,
+  countRows,
+  createPipelineNames,
+  describeGroup,
+  kafkaBrokers,
+  medallionLayers,
+  pollUntil,
+  queryRows,
+  Runtimes,
+  type FlowNode,
+  type Layer,
+  type PipelineNames,
+} from "../test/support/medallion";
+import { formatNumber, median, percentile, printFigure } from "./measure";
+
+/** The Bronze tab's "start" inject node: the simulator is started through it once both groups have joined. */
+const START_INJECT = "b000000000000012";
+
+interface Scenario {
+  name: string;
+  /** Which layers run in which runtime: one runtime with all three tabs, or one runtime per layer. */
+  placement: Layer[][];
+  stations: number;
+  ratePerStation: number;
+  simBatchSize: number;
+  events: number;
+}
+
+interface RunResult {
+  eventsPerSecond: number;
+  latencyP50: number;
+  latencyP99: number;
+  /** CPU time of the Node-RED processes (not the broker) per event stored. */
+  cpuMicrosPerEvent: number;
+  rows: number;
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function scenarioFlow(layers: Layer[], scenario: Scenario, names: PipelineNames): FlowNode[] {
+  return configureFlow(medallionLayers(...layers), {
+    names,
+    // Started by hand once the consumer groups are stable, so a group join never counts as latency.
+    sim: { seed: 1, stations: scenario.stations, ratePerStation: scenario.ratePerStation, batchSize: scenario.simBatchSize, limit: scenario.events, autoStart: false },
+    debug: "off",
+  });
+}
+
+async function groupsStable(names: PipelineNames): Promise<boolean> {
+  const states = await Promise.all([describeGroup(names.silverGroup), describeGroup(names.goldGroup)]);
+  return states.every((state) => state.state === "Stable" && state.members > 0 && state.assignments.every((partitions) => partitions.length > 0));
+}
+
+async function runOnce(scenario: Scenario): Promise<RunResult> {
+  const runtimes = new Runtimes();
+  try {
+    const names = await createPipelineNames(3);
+    const started: Array<{ layers: Layer[]; runtime: RunningNodeRed; userDir: string }> = [];
+    for (const layers of scenario.placement) {
+      const userDir = runtimes.userDir("bench-kafka");
+      started.push({ layers, userDir, runtime: await runtimes.start(userDir, scenarioFlow(layers, scenario, names)) });
+    }
+    const gold = started.find((item) => item.layers.includes("gold"))!;
+    const bronze = started.find((item) => item.layers.includes("bronze"))!;
+    if (!(await pollUntil(() => groupsStable(names), Boolean, 60_000))) throw new Error(`${scenario.name}: consumer groups did not settle`);
+
+    const cpuAtStart = started.map((item) => cpuSeconds(item.runtime.child.pid!));
+    const response = await fetch(`${bronze.runtime.url}/inject/${START_INJECT}`, { method: "POST" });
+    if (!response.ok) throw new Error(`${scenario.name}: could not start the simulator (HTTP ${response.status})`);
+
+    const databasePath = join(gold.userDir, "anomalies.db");
+    const rows = await pollUntil(
+      () => countRows(databasePath),
+      (count) => count >= scenario.events,
+      300_000,
+    );
+    const cpu = started.reduce((sum, item, index) => sum + cpuSeconds(item.runtime.child.pid!) - cpuAtStart[index], 0);
+    const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
+      databasePath,
+      "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(ts) AS first, max(stored_at) AS last FROM events",
+    );
+    if (check.rows !== scenario.events || check.distinct_ids !== scenario.events) {
+      throw new Error(`${scenario.name}: ${check.rows} rows (${check.distinct_ids} distinct) for ${scenario.events} events (last poll ${rows})`);
+    }
+    const latencies = Float64Array.from(
+      queryRows<{ latency: number }>(databasePath, "SELECT stored_at - ts AS latency FROM events").map((row) => row.latency),
+    ).sort();
+    return {
+      eventsPerSecond: (scenario.events * 1000) / Math.max(1, check.last - check.first),
+      latencyP50: percentile(latencies, 0.5),
+      latencyP99: percentile(latencies, 0.99),
+      cpuMicrosPerEvent: (cpu * 1e6) / scenario.events,
+      rows: check.rows,
+    };
+  } finally {
+    await runtimes.cleanup();
+  }
+}
+
+async function measure(scenario: Scenario, repetitions: number, report: Array<"eventsPerSecond" | "latencyP50" | "latencyP99" | "cpuMicrosPerEvent">): Promise<void> {
+  const runs: RunResult[] = [];
+  for (let run = 0; run < repetitions; run++) runs.push(await runOnce(scenario));
+  const labels = { eventsPerSecond: ["events/s", "events/s"], latencyP50: ["p50 latency", "ms"], latencyP99: ["p99 latency", "ms"], cpuMicrosPerEvent: ["Node-RED CPU per event", "µs"] } as const;
+  for (const key of report) {
+    const values = runs.map((run) => run[key]);
+    printFigure({ name: `${scenario.name}: ${labels[key][0]}`, median: median(values), runs: values, unit: labels[key][1] });
+  }
+  console.log(`  rows stored per run: ${runs.map((run) => formatNumber(run.rows)).join(", ")} of ${formatNumber(scenario.events)} (each exactly once)`);
+}
+
+const SCENARIOS = ["one-runtime", "three-runtimes", "latency"] as const;
+
+export async function main(): Promise<void> {
+  const repetitions = Number(process.env.BENCH_REPETITIONS ?? 3);
+  // KAFKA_PIPELINE_SCENARIOS=one-runtime,latency runs a subset.
+  const wanted = new Set((process.env.KAFKA_PIPELINE_SCENARIOS ?? SCENARIOS.join(",")).split(",").map((name) => name.trim()));
+  const brokers = await kafkaBrokers();
+  console.log(`medallion over Kafka (${brokers}, 3 partitions per topic), shipped examples; ${repetitions} runs each`);
+  // Throughput: 200k events offered at 100k/s, well above what two cores sustain.
+  const offered = { stations: 100, ratePerStation: 1000, simBatchSize: 500, events: 200_000 };
+  if (wanted.has("one-runtime")) {
+    await measure({ name: "one runtime, 3 tabs, offered 100k/s", placement: [["bronze", "silver", "gold"]], ...offered }, repetitions, ["eventsPerSecond", "cpuMicrosPerEvent"]);
+  }
+  if (wanted.has("three-runtimes")) {
+    await measure({ name: "three runtimes (B | S | G), offered 100k/s", placement: [["bronze"], ["silver"], ["gold"]], ...offered }, repetitions, ["eventsPerSecond", "cpuMicrosPerEvent"]);
+  }
+  // Latency at a steady 5k events/s: 50 stations × 100/s, each 50 ms simulator tick sent as one message.
+  if (wanted.has("latency")) {
+    await measure(
+      { name: "one runtime, steady 5k/s", placement: [["bronze", "silver", "gold"]], stations: 50, ratePerStation: 100, simBatchSize: 500, events: 50_000 },
+      repetitions,
+      ["latencyP50", "latencyP99", "eventsPerSecond"],
+    );
+    console.log("(latency = SQLite commit time − event timestamp; it includes up to 50 ms of the simulator's tick, which emits the events due since the last tick)");
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
