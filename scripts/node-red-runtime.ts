@@ -15,7 +15,7 @@ export interface StartOptions {
   flows?: unknown[];
   port?: number;
   env?: Record<string, string>;
-  /** Extra Node.js flags for the runtime, e.g. ["--cpu-prof"] when profiling a bench. */
+  /** Extra Node.js flags for the runtime, e.g. ["--cpu-prof"] when profiling a bench; default: $NODE_RED_NODE_ARGS. */
   nodeArgs?: string[];
   /** Echo the runtime's log to this process' stdout. */
   echo?: boolean;
@@ -35,6 +35,10 @@ export interface RunningNodeRed {
   kill(): Promise<number | null>;
 }
 
+function defaultNodeArgs(): string[] {
+  return (process.env.NODE_RED_NODE_ARGS ?? "").split(" ").filter((flag) => flag.length > 0);
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
@@ -51,7 +55,7 @@ export async function startNodeRed(options: StartOptions): Promise<RunningNodeRe
   mkdirSync(options.userDir, { recursive: true });
   if (options.flows) writeFileSync(join(options.userDir, "flows.json"), JSON.stringify(options.flows, null, 2));
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), nodeRedEntry, "--userDir", options.userDir, "--settings", settingsFile], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? defaultNodeArgs()), nodeRedEntry, "--userDir", options.userDir, "--settings", settingsFile], {
     cwd: repositoryRoot,
     env: { ...process.env, PORT: String(port), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
