@@ -2,9 +2,7 @@
 // messages, invalid values on output 2 and the dead-letter topic, batches from one partition, the in-flight bound,
 // foreign acknowledgements ignored, and an unreachable broker.
 import assert from "node:assert/strict";
-import type { EventEmitter } from "node:events";
 import { Kafka, logLevel } from "kafkajs";
-import type { Node, NodeMessage, NodeStatus } from "node-red";
 import helper from "node-red-node-test-helper";
 import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
 import kafkaInNode from "../../nodes/kafka-in/kafka-in";
@@ -12,74 +10,17 @@ import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
 import { AckRegistry } from "../../src/runtime/kafka-acks";
 import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
 
+import type { NodeMessage } from "node-red";
+import { inbox, nextStatus, within } from "../support/node-inbox";
+
 helper.init(require.resolve("node-red"));
 
 /** A node of a test flow: any properties besides id and type. */
 type FlowNode = { id: string; type: string } & Record<string, any>;
 
-type Message = Record<string, any>;
-
 const T0 = Date.UTC(2025, 0, 1);
 const eventJson = (sensorId: string, index: number) => JSON.stringify({ sensorId, timestamp: T0 + index * 1000, readings: { vibration: 2 + index / 100 } });
 
-/** Messages a helper node receives, in order; `next()` waits for the next one. */
-function inbox(node: Node) {
-  const received: Message[] = [];
-  const waiting: Array<(msg: Message) => void> = [];
-  node.on("input", (msg: NodeMessage) => {
-    const waiter = waiting.shift();
-    if (waiter) waiter(msg as Message);
-    else received.push(msg as Message);
-  });
-  return {
-    get queued() {
-      return received.length;
-    },
-    next(what = "a message", ms = 20_000): Promise<Message> {
-      const first = received.shift();
-      if (first) return Promise.resolve(first);
-      let waiter!: (msg: Message) => void;
-      const arrival = new Promise<Message>((resolve) => waiting.push((waiter = resolve)));
-      // A wait that times out must not swallow the message that comes later.
-      return within(arrival, ms, what).finally(() => {
-        const index = waiting.indexOf(waiter);
-        if (index >= 0) waiting.splice(index, 1);
-      });
-    },
-    async take(count: number, what: string, ms = 20_000): Promise<Message[]> {
-      const messages: Message[] = [];
-      for (let index = 0; index < count; index++) messages.push(await this.next(`${what} (${index} of ${count} so far)`, ms));
-      return messages;
-    },
-  };
-}
-
-function nextStatus(node: Node, predicate: (status: NodeStatus) => boolean, what: string, ms = 20_000): Promise<NodeStatus> {
-  const events = node as unknown as EventEmitter;
-  return within(
-    new Promise((resolve) => {
-      const listener = (call: { args: [NodeStatus] }) => {
-        if (!predicate(call.args[0])) return;
-        events.removeListener("call:status", listener);
-        resolve(call.args[0]);
-      };
-      events.on("call:status", listener);
-    }),
-    ms,
-    what,
-  );
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls until `read` gives a value `accept` takes (commits are coalesced on a ~1 s interval). */
 async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -2,79 +2,21 @@
 // kafka-in, one request per batch payload, msg.topic / msg.key / msg.headers, bad input, a big batch split under the
 // broker's size limit, and an unreachable broker.
 import assert from "node:assert/strict";
-import type { EventEmitter } from "node:events";
-import type { Node, NodeMessage, NodeStatus } from "node-red";
 import helper from "node-red-node-test-helper";
 import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
 import kafkaInNode from "../../nodes/kafka-in/kafka-in";
 import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
 import type { KafkaBrokerConfigNode } from "../../src/runtime/kafka-connection";
 import { createTopic, endOffsets, kafkaBrokers, uniqueName } from "../support/kafka-broker";
+import { inbox, nextStatus } from "../support/node-inbox";
 
 helper.init(require.resolve("node-red"));
 
 /** A node of a test flow: any properties besides id and type. */
 type FlowNode = { id: string; type: string } & Record<string, any>;
 
-type Message = Record<string, any>;
-
 const T0 = Date.UTC(2025, 0, 1);
 const event = (sensor: number, index: number) => ({ sensorId: `pump-${sensor}`, timestamp: T0 + index * 1000, readings: { vibration: 2 + (index % 7) / 10, temperature: 40 } });
-
-/** Messages a helper node receives, in order; `next()` waits for the next one. */
-function inbox(node: Node) {
-  const received: Message[] = [];
-  const waiting: Array<(msg: Message) => void> = [];
-  node.on("input", (msg: NodeMessage) => {
-    const waiter = waiting.shift();
-    if (waiter) waiter(msg as Message);
-    else received.push(msg as Message);
-  });
-  return {
-    next(what = "a message", ms = 20_000): Promise<Message> {
-      const first = received.shift();
-      if (first) return Promise.resolve(first);
-      let waiter!: (msg: Message) => void;
-      const arrival = new Promise<Message>((resolve) => waiting.push((waiter = resolve)));
-      // A wait that times out must not swallow the message that comes later.
-      return within(arrival, ms, what).finally(() => {
-        const index = waiting.indexOf(waiter);
-        if (index >= 0) waiting.splice(index, 1);
-      });
-    },
-    async take(count: number, what: string, ms = 20_000): Promise<Message[]> {
-      const messages: Message[] = [];
-      for (let index = 0; index < count; index++) messages.push(await this.next(`${what} (${index} of ${count} so far)`, ms));
-      return messages;
-    },
-  };
-}
-
-/** The next status of `node` that matches. */
-function nextStatus(node: Node, predicate: (status: NodeStatus) => boolean, what: string, ms = 20_000): Promise<NodeStatus> {
-  const events = node as unknown as EventEmitter;
-  return within(
-    new Promise((resolve) => {
-      const listener = (call: { args: [NodeStatus] }) => {
-        if (!predicate(call.args[0])) return;
-        events.removeListener("call:status", listener);
-        resolve(call.args[0]);
-      };
-      events.on("call:status", listener);
-    }),
-    ms,
-    what,
-  );
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe("iot-kafka-out node (real broker)", function () {
   this.timeout(30_000);
