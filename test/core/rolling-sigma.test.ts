@@ -1,19 +1,7 @@
 import assert from "node:assert/strict";
 import type { SensorEvent } from "../../src/core/event";
 import { RollingSigma, type RollingSigmaOptions } from "../../src/core/rolling-sigma";
-
-/** Seeded normal noise, so a failure can be replayed. */
-function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
+import { gaussian } from "../support/seeded-noise";
 
 /** Brute force over the previous values: mean, sample std, z and flag as the detector should report them. */
 function naiveJudgement(previous: number[], value: number, options: Required<Omit<RollingSigmaOptions, "metrics">>) {

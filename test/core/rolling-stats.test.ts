@@ -1,18 +1,6 @@
 import assert from "node:assert/strict";
 import { RollingWindow } from "../../src/core/rolling-stats";
-
-/** Seeded normal noise, so a failure can be replayed. */
-function gaussian(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
-}
+import { gaussian } from "../support/seeded-noise";
 
 /** Brute force: mean and sample std of the last `windowSize` values, two-pass. */
 function reference(values: number[], windowSize: number): { mean: number; std: number } {
