@@ -7,6 +7,7 @@ import { IsolationForest, type IsolationForestJSON, type IsolationForestOptions 
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
 import { stateFile } from "../../src/runtime/state-directory";
+import { NodeMetrics, recordDetections, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
 interface IsolationForestNodeDef extends NodeDef {
@@ -255,6 +256,7 @@ export = function register(RED: NodeAPI) {
   function IsolationForestNode(this: Node, config: IsolationForestNodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const metrics = new NodeMetrics(node, "iot-isolation-forest");
     const text = (key: string, substitutions?: Record<string, string | number>) => RED._(`iot-isolation-forest.${key}`, substitutions);
 
     let settings: Settings;
@@ -311,7 +313,8 @@ export = function register(RED: NodeAPI) {
     };
     showStatus();
 
-    node.on("input", (msg: NodeMessageInFlow, send, done) => {
+    node.on("input", (msg: NodeMessageInFlow, send, trackedDone) => {
+      const done = metrics.track(trackedDone);
       if (msg.topic === "train" || msg.topic === "reset") {
         try {
           if (msg.topic === "reset") {
@@ -334,6 +337,9 @@ export = function register(RED: NodeAPI) {
         if (warmingUp) snapshot.touch();
         const forSecondOutput = config.anomalyOutput === "any" ? events.filter(isFlaggedByAnyDetector) : anomalous;
         const anomalies = copyWithEvents(msg as NodeMessage, forSecondOutput, batch);
+        metrics.received(events.length);
+        metrics.sent(events.length);
+        recordDetections(events, "isolation_forest");
         send([withEvents(msg as NodeMessage, events, batch), anomalies]);
       }
       if (error) return reportError(error, done);
@@ -342,6 +348,7 @@ export = function register(RED: NodeAPI) {
     });
 
     node.on("close", (removed: boolean, done: () => void) => {
+      if (removed) metrics.remove();
       clearTimeout(statusTimer);
       snapshot.stop();
       if (removed) {
@@ -395,4 +402,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-isolation-forest", IsolationForestNode);
+  serveMetrics(RED);
 };

@@ -9,6 +9,7 @@ import { checkConsumerOptions, checkTopicName, KafkaConfigError, type ConsumedRe
 import { AckRegistry, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/kafka-status";
+import { NodeMetrics, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
 type AckMode = "input" | "send";
@@ -58,6 +59,8 @@ export = function register(RED: NodeAPI) {
     const status = new ThrottledStatus(node);
     const shouldWarn = createRepeatLimiter();
     const acks = new AckRegistry(node.id);
+    const metrics = new NodeMetrics(node, "iot-kafka-in");
+    const lagSeries = new Map<string, { topic: string; partition: number }>();
     let batch: PendingBatch | null = null;
     let flushHandle: NodeJS.Immediate | undefined;
     let closing = false;
@@ -185,6 +188,7 @@ export = function register(RED: NodeAPI) {
           : { topic: current.topic, partition: current.partition, payload: current.events, kafka: kafkaMeta };
       if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.acks);
       received += current.events.length;
+      metrics.sent(current.events.length);
       node.send([msg, null]);
       if (ackMode === "send") for (const ack of current.acks) ack();
       status.soon(countsStatus);
@@ -228,6 +232,7 @@ export = function register(RED: NodeAPI) {
     function handleInvalid(record: ConsumedRecord, ack: () => void): void {
       const error = record.error!;
       invalidCount++;
+      metrics.failed();
       node.send([
         null,
         {
@@ -257,6 +262,7 @@ export = function register(RED: NodeAPI) {
     function handleRecord(record: ConsumedRecord, ack: () => void): void {
       // While closing nothing goes out and nothing is acked: it is read again after the restart.
       if (closing) return;
+      metrics.received(1);
       if (!record.ok) return handleInvalid(record, ack);
       const delivery = deliveryOf(record);
       if (batch && (batch.delivery !== delivery || batch.partition !== record.partition || batch.topic !== record.topic)) flush();
@@ -279,6 +285,10 @@ export = function register(RED: NodeAPI) {
       kafka.register(user);
       status.now(warming(RED._("iot-kafka-in.status.connecting")));
       client.on("status", showConsumerStatus);
+      client.on("lag", ({ topic, partition, lag }) => {
+        lagSeries.set(`${topic}\u0000${partition}`, { topic, partition });
+        recordKafkaLag(groupId, topic, partition, lag);
+      });
       client.on("problem", ({ context, error }) => {
         if (closing) return;
         const text = RED._("iot-kafka-in.errors.problem", { context, error: error.message });
@@ -293,7 +303,7 @@ export = function register(RED: NodeAPI) {
       done();
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
       closing = true;
       status.stop();
       if (flushHandle !== undefined) clearImmediate(flushHandle);
@@ -311,6 +321,9 @@ export = function register(RED: NodeAPI) {
         }
         await settleWithin(Promise.all([...deadLetterSends]), 2000);
         acks.clear();
+        // Another member of the group reports these partitions from now on.
+        for (const { topic, partition } of lagSeries.values()) removeKafkaLag(groupId, topic, partition);
+        if (removed) metrics.remove();
         if (kafka) await kafka.deregister(user);
       };
       finish().then(
@@ -324,4 +337,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-kafka-in", KafkaInNode);
+  serveMetrics(RED);
 };

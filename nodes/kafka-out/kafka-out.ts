@@ -9,6 +9,7 @@ import { readEventMessage, reportInvalidInput } from "../../src/runtime/event-me
 import { lookUpBroker, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/kafka-status";
 import { compactCount, failed, idle, running, shorten, warming } from "../../src/runtime/status";
+import { NodeMetrics, serveMetrics } from "../../src/runtime/metrics";
 
 interface KafkaOutNodeDef extends NodeDef {
   broker?: string;
@@ -68,6 +69,7 @@ export = function register(RED: NodeAPI) {
     RED.nodes.createNode(this, config);
     const node = this;
     const status = new ThrottledStatus(node);
+    const metrics = new NodeMetrics(node, "iot-kafka-out");
     const queue: QueuedSend[] = [];
     let queuedMessages = 0;
     let sending: Promise<void> | null = null;
@@ -158,6 +160,7 @@ export = function register(RED: NodeAPI) {
         .then(
           () => {
             sentCount += count;
+          metrics.sent(count);
             for (const item of items) settle(item, null);
             if (!items.some((item) => item.invalid)) status.soon(countsStatus);
           },
@@ -172,7 +175,8 @@ export = function register(RED: NodeAPI) {
         });
     }
 
-    node.on("input", (msg: OutMessage, send, done) => {
+    node.on("input", (msg: OutMessage, send, trackedDone) => {
+      const done = metrics.track(trackedDone);
       if (!kafka) return done(configError ?? new Error("no Kafka connection"));
       if (closing) return done(new Error(CLOSED_BEFORE_SENT));
       const target = topic || (typeof msg.topic === "string" ? msg.topic.trim() : "");
@@ -183,6 +187,7 @@ export = function register(RED: NodeAPI) {
         return reportInvalidInput(node, error as Error, done);
       }
       const { events, error } = readEventMessage(msg);
+      metrics.received(events.length);
       if (events.length === 0) return reportInvalidInput(node, error ?? new EventValidationError("payload", "no events to send"), done);
       const headers = readHeaders(msg.headers);
       if (headers instanceof Error) return reportInvalidInput(node, headers, done);
@@ -202,9 +207,10 @@ export = function register(RED: NodeAPI) {
       pump();
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
       closing = true;
       status.stop();
+      if (removed) metrics.remove();
       const finish = () => {
         // Whatever could not be sent in time is reported, not silently dropped.
         for (const item of queue.splice(0)) item.done(new Error(CLOSED_BEFORE_SENT));
@@ -228,4 +234,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-kafka-out", KafkaOutNode);
+  serveMetrics(RED);
 };

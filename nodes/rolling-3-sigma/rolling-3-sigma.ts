@@ -6,6 +6,7 @@ import { RollingSigma, type RollingSigmaOptions, type RollingSigmaSnapshot } fro
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
 import { stateFile } from "../../src/runtime/state-directory";
+import { NodeMetrics, recordDetections, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
 /** Editor fields as saved in the flow: numbers may arrive as text (or as text substituted from `${ENV}`). */
@@ -55,6 +56,7 @@ export = function register(RED: NodeAPI) {
   function RollingSigmaNode(this: Node, config: RollingSigmaNodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const metrics = new NodeMetrics(node, "iot-rolling-3-sigma");
     const t = (key: string, substitutions?: Record<string, string | number>) => RED._(`iot-rolling-3-sigma.${key}`, substitutions);
 
     let detector: RollingSigma;
@@ -89,7 +91,8 @@ export = function register(RED: NodeAPI) {
     let statusShownAt = 0;
     showStatus();
 
-    node.on("input", (msg: NodeMessage, send, done) => {
+    node.on("input", (msg: NodeMessage, send, trackedDone) => {
+      const done = metrics.track(trackedDone);
       if (msg.topic === "reset") {
         detector.reset();
         events = anomalies = 0;
@@ -105,6 +108,9 @@ export = function register(RED: NodeAPI) {
         events += input.events.length;
         anomalies += flagged.length;
         snapshots.touch();
+        metrics.received(input.events.length);
+        metrics.sent(input.events.length);
+        recordDetections(input.events, "rolling_3_sigma");
         send([withEvents(msg, input.events, input.batch), copyWithEvents(msg, flagged, input.batch)]);
       }
       if (input.error) return reportInvalidInput(node, input.error, done);
@@ -112,7 +118,8 @@ export = function register(RED: NodeAPI) {
       done();
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
+      if (removed) metrics.remove();
       // The state file is kept even when the node is removed or disabled: re-enabling it resumes its windows.
       if (statusTimer) clearTimeout(statusTimer);
       statusTimer = undefined;
@@ -159,4 +166,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-rolling-3-sigma", RollingSigmaNode);
+  serveMetrics(RED);
 };

@@ -6,6 +6,7 @@ import { CsvReplay, isCsvReplayError } from "../../src/core/csv-replay";
 import { EVENT_LIMITS, describeValue, type SensorEvent } from "../../src/core/event";
 import { StationSimulator, type PresetName, type SimulatorOptions } from "../../src/core/simulator";
 import { reportInvalidInput } from "../../src/runtime/event-message";
+import { NodeMetrics, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, idle, running, shorten } from "../../src/runtime/status";
 
 type NumberSetting = number | string | undefined;
@@ -124,6 +125,7 @@ export = function register(RED: NodeAPI) {
   function SensorSimNode(this: Node, config: SensorSimNodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const metrics = new NodeMetrics(node, "iot-sensor-sim");
     const mode = config.mode || "preset";
     let source: EventSource | null = null;
     let configError: Error | null = null;
@@ -213,6 +215,7 @@ export = function register(RED: NodeAPI) {
         for (let start = 0; start < events.length; start += batchSize) node.send({ payload: events.slice(start, start + batchSize) });
       }
       sent += events.length;
+      metrics.sent(events.length);
     }
 
     function tick(): void {
@@ -315,7 +318,8 @@ export = function register(RED: NodeAPI) {
       done();
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
+      if (removed) metrics.remove();
       if (autoStartTimer) clearTimeout(autoStartTimer);
       autoStartTimer = undefined;
       halt();
@@ -338,4 +342,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-sensor-sim", SensorSimNode);
+  serveMetrics(RED);
 };

@@ -5,6 +5,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
 import { readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
+import { NodeMetrics, recordSqliteCommit, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, idle, running, shorten } from "../../src/runtime/status";
 
 interface SqliteSinkNodeDef extends NodeDef {
@@ -43,20 +44,23 @@ export = function register(RED: NodeAPI) {
   function SqliteSinkNode(this: Node, config: SqliteSinkNodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
+    const metrics = new NodeMetrics(node, "iot-sqlite-sink");
     let writer: SqliteEventWriter | null = null;
     let openError: Error | null = null;
     let closing = false;
     let statusTimer: NodeJS.Timeout | undefined;
     let lastStatusAt = 0;
+    const table = config.table || "events";
 
     try {
       writer = new SqliteEventWriter({
         path: databasePath(RED, config.path ?? "anomalies.db"),
-        table: config.table || "events",
+        table,
         batchSize: numberSetting(config.batchSize, 500),
         flushIntervalMs: numberSetting(config.flushInterval, 200),
         retentionDays: numberSetting(config.retentionDays, 0),
         storeDetails: config.storeDetails === true || config.storeDetails === "true",
+        onCommit: (_rows, seconds) => recordSqliteCommit(table, seconds),
         onRetention: (error, deleted) => {
           if (error) node.warn(error.message);
           else if (deleted > 0) node.log(RED._("iot-sqlite-sink.log.retention", { deleted, days: String(config.retentionDays) }));
@@ -100,9 +104,11 @@ export = function register(RED: NodeAPI) {
       statusTimer = undefined;
     };
 
-    node.on("input", (msg: StoredMessage, send, done) => {
+    node.on("input", (msg: StoredMessage, send, trackedDone) => {
+      const done = metrics.track(trackedDone);
       if (writer === null) return done(openError ?? new Error("the database is not open"));
       const { events, batch, error } = readEventMessage(msg);
+      metrics.received(events.length);
       if (events.length === 0 && error) {
         cancelCounts();
         return reportInvalidInput(node, error, done);
@@ -117,6 +123,7 @@ export = function register(RED: NodeAPI) {
         }
         const out = (withEvents(msg, events, batch) ?? msg) as StoredMessage;
         out.stored = result;
+        metrics.sent(result?.inserted ?? 0);
         send(out);
         if (error) {
           cancelCounts();
@@ -134,7 +141,8 @@ export = function register(RED: NodeAPI) {
       }
     });
 
-    node.on("close", (_removed: boolean, done: () => void) => {
+    node.on("close", (removed: boolean, done: () => void) => {
+      if (removed) metrics.remove();
       // Commit what is queued before the database closes: a redeploy loses nothing, and each message's done() runs.
       // Node-RED waits for done() (up to its nodeCloseTimeout, 15 s by default) before starting the new flow.
       closing = true;
@@ -151,4 +159,5 @@ export = function register(RED: NodeAPI) {
   }
 
   RED.nodes.registerType("iot-sqlite-sink", SqliteSinkNode);
+  serveMetrics(RED);
 };

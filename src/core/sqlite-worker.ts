@@ -30,7 +30,7 @@ export type ToWorker =
 
 export type FromWorker =
   /** `inserted[i]` is 1 when row i was added, 0 for a duplicate; `anomalies` counts added rows with anomaly = 1. */
-  | { type: "committed"; id: number; inserted: Uint8Array; anomalies: number }
+  | { type: "committed"; id: number; inserted: Uint8Array; anomalies: number; commitSeconds: number }
   | { type: "failed"; id: number; error: WorkerError }
   | { type: "retention"; id: number; deleted: number; error?: WorkerError }
   | { type: "closed"; error?: WorkerError };
@@ -69,8 +69,9 @@ function run(config: WorkerConfig): void {
         try {
           // BEGIN IMMEDIATE takes the write lock up front, so a busy database waits in busy_timeout instead of
           // failing half-way through the batch.
+          const started = performance.now();
           const anomalies = commit.immediate(message.batch, inserted, Date.now() + message.clockOffsetMs);
-          reply = { type: "committed", id: message.id, inserted, anomalies };
+          reply = { type: "committed", id: message.id, inserted, anomalies, commitSeconds: (performance.now() - started) / 1000 };
         } catch (error) {
           reply = { type: "failed", id: message.id, error: toWorkerError(error) };
         }

@@ -34,6 +34,8 @@ export interface SqliteWriterOptions {
    * when a new thread took over, false when the writer gave up (every later write fails with `error`).
    */
   onWorkerExit?: (error: Error, restarted: boolean) => void;
+  /** Told of every committed batch: its rows and how long its transaction took in the SQLite thread. */
+  onCommit?: (rows: number, commitSeconds: number) => void;
   /** Clock in ms, replaceable for tests of retention. */
   now?: () => number;
 }
@@ -158,6 +160,7 @@ export class SqliteEventWriter {
 
   private readonly onRetention: SqliteWriterOptions["onRetention"];
   private readonly onWorkerExit: SqliteWriterOptions["onWorkerExit"];
+  private readonly onCommit: SqliteWriterOptions["onCommit"];
   private readonly now: () => number;
   private readonly workerConfig: WorkerConfig;
   private readonly workerStart: { file: string; execArgv?: string[] };
@@ -208,6 +211,7 @@ export class SqliteEventWriter {
     this.storeDetails = storeDetails;
     this.onRetention = options.onRetention;
     this.onWorkerExit = options.onWorkerExit;
+    this.onCommit = options.onCommit;
     this.now = options.now ?? Date.now;
     this.path = options.path === ":memory:" ? options.path : resolve(options.path);
     this.workerConfig = { path: this.path, table: this.table, busyTimeoutMs: this.busyTimeoutMs, storeDetails };
@@ -372,6 +376,7 @@ export class SqliteEventWriter {
         this.updateRef();
         if (message.type === "committed") {
           this.counters.anomalies += message.anomalies;
+          this.onCommit?.(batch.rows, message.commitSeconds);
           this.settle(message.id, () => this.deliver(batch.waiting, null, message.inserted));
         } else {
           const failure = new SqliteWriteError(this.path, batch.rows, fromWorkerError(message.error));

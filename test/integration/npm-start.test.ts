@@ -1,5 +1,6 @@
 // `npm start` as the README describes it (minus the build, which npm test has just done): it seeds the embedded
-// pipeline into the user directory, prints the database path, and events reach SQLite within seconds.
+// pipeline into the user directory, prints the database path, events reach SQLite within seconds, and Prometheus
+// metrics are served at /metrics.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -42,6 +43,24 @@ describe("integration: npm start", function () {
       assert.ok(output.includes(`SQLite database: ${databasePath}`), "the database path is printed");
       assert.ok(output.includes(`editor: http://127.0.0.1:${port}/`), "the editor address is printed");
       assert.ok(existsSync(join(userDir, "flows.json")), "the example flow was seeded");
+
+      // Prometheus metrics on the Node-RED HTTP server, with samples from every node of the pipeline.
+      // Scores appear once a sensor's window is warm (minSamples readings), a few seconds in.
+      let metrics = "";
+      for (const scraped = Date.now() + 30_000; Date.now() < scraped && !/^iot_anomaly_score\{/m.test(metrics); ) {
+        const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+        assert.equal(response.status, 200);
+        assert.match(response.headers.get("content-type") ?? "", /^text\/plain;.*version=0\.0\.4/);
+        metrics = await response.text();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      for (const nodeType of ["iot-sensor-sim", "iot-rolling-3-sigma", "iot-isolation-forest", "iot-sqlite-sink"]) {
+        assert.match(metrics, new RegExp(`^iot_anomaly_events_out_total\\{node_type="${nodeType}",[^}]*\\} [1-9]`, "m"), `${nodeType} counts its events`);
+      }
+      assert.match(metrics, /^iot_anomaly_score\{sensor_id="[^"]+",detector="rolling_3_sigma"\} /m);
+      assert.match(metrics, /^iot_anomaly_processing_seconds_count\{node_type="iot-sqlite-sink"\} [1-9]/m);
+      assert.match(metrics, /^iot_anomaly_sqlite_commit_seconds_count\{table="events"\} [1-9]/m);
+      assert.match(metrics, /^process_cpu_seconds_total /m);
     } finally {
       child.kill("SIGINT");
       assert.equal(await exited, 0, "Ctrl+C stops Node-RED cleanly");

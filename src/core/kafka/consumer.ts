@@ -7,7 +7,7 @@ import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, t
 import { isConnectionError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
 import { OffsetTracker, type TrackedOffset } from "./offset-tracker";
 import { bufferText, headersText, messageToEvent } from "./serialisation";
-import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, StopOptions } from "./types";
+import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, PartitionLag, StopOptions } from "./types";
 
 export interface ConsumerOptions {
   groupId: string;
@@ -245,6 +245,8 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       }
       // Everything up to the batch's end is handed out (transaction markers after the last message need no ack).
       this.tracker.skipTo(topic, partition, Number(batch.lastOffset()) + 1);
+      // What is left on the partition once this batch is handed out (0 when keeping up), for the lag gauge.
+      this.emit("lag", { topic, partition, lag: Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1) } satisfies PartitionLag);
     } finally {
       // kafkajs fetches next from here; undelivered messages of a batch cut short come again in the next fetch.
       if (lastDelivered !== null) resolveOffset(lastDelivered);

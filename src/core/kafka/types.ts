@@ -96,6 +96,13 @@ export interface StopOptions {
   drainTimeoutMs?: number;
 }
 
+/** Messages of a partition not yet fetched by this consumer, measured when a fetched batch has been handed out. */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  lag: number;
+}
+
 export interface EventConsumer {
   /** Connects, joins the group and starts delivering; retries with backoff until `stop()`. Never rejects on broker trouble. */
   start(handler: ConsumedRecordHandler): Promise<void>;
@@ -109,4 +116,5 @@ export interface EventConsumer {
   on(event: "status", listener: (status: KafkaClientStatus) => void): this;
   on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
   on(event: "commit", listener: (offsets: CommitOffset[]) => void): this;
+  on(event: "lag", listener: (lag: PartitionLag) => void): this;
 }

@@ -1,0 +1,189 @@
+// Prometheus metrics of the package: one registry per process, shared by every node, served by Node-RED's HTTP
+// server at /metrics (IOT_ANOMALY_METRICS=false turns the endpoint off; IOT_ANOMALY_METRICS_PATH moves it).
+// Its own registry, not prom-client's global one, so another package that also uses prom-client cannot collide
+// with these names or register the default process metrics twice.
+import type { Node, NodeAPI } from "node-red";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from "prom-client";
+import type { SensorEvent } from "../core/event";
+
+export type DetectorLabel = "rolling_3_sigma" | "isolation_forest";
+
+interface PackageMetrics {
+  registry: Registry;
+  eventsIn: Counter<"node_type" | "node_id" | "node_name">;
+  eventsOut: Counter<"node_type" | "node_id" | "node_name">;
+  errors: Counter<"node_type" | "node_id" | "node_name">;
+  processing: Histogram<"node_type">;
+  anomalies: Counter<"sensor_id" | "detector">;
+  score: Gauge<"sensor_id" | "detector">;
+  kafkaLag: Gauge<"group" | "topic" | "partition">;
+  sqliteCommit: Histogram<"table">;
+  /** Label children cached per sensor: a labels() lookup per event would cost more than the detector itself. */
+  scoreChildren: Map<DetectorLabel, Map<string, { set(value: number): void }>>;
+  servedBy: WeakSet<object>;
+}
+
+// On globalThis so that two copies of this module (a test loading the sources beside the built package) still
+// share one registry and one endpoint.
+const GLOBAL_KEY = Symbol.for("node-red-contrib-iot-anomaly.metrics");
+
+function createMetrics(): PackageMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const nodeLabels = ["node_type", "node_id", "node_name"] as const;
+  return {
+    registry,
+    eventsIn: new Counter({ name: "iot_anomaly_events_in_total", help: "Events received by a node of the package.", labelNames: nodeLabels, registers: [registry] }),
+    eventsOut: new Counter({ name: "iot_anomaly_events_out_total", help: "Events a node sent on, produced or stored.", labelNames: nodeLabels, registers: [registry] }),
+    errors: new Counter({ name: "iot_anomaly_errors_total", help: "Messages a node completed with an error (invalid input, failed send or commit).", labelNames: nodeLabels, registers: [registry] }),
+    processing: new Histogram({
+      name: "iot_anomaly_processing_seconds",
+      help: "Time from a message's arrival in a node to its completion (for sinks and Kafka producers: until durable).",
+      labelNames: ["node_type"],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    anomalies: new Counter({ name: "iot_anomaly_anomalies_total", help: "Events flagged as anomalous, by sensor and detector.", labelNames: ["sensor_id", "detector"], registers: [registry] }),
+    score: new Gauge({
+      name: "iot_anomaly_score",
+      help: "Latest score per sensor: isolation-forest score in (0, 1]; rolling 3-sigma: largest |z| over the event's metrics.",
+      labelNames: ["sensor_id", "detector"],
+      registers: [registry],
+    }),
+    kafkaLag: new Gauge({ name: "iot_anomaly_kafka_consumer_lag", help: "Messages between a kafka-in node's position and the partition's high watermark.", labelNames: ["group", "topic", "partition"], registers: [registry] }),
+    sqliteCommit: new Histogram({
+      name: "iot_anomaly_sqlite_commit_seconds",
+      help: "Duration of one sqlite-sink batch transaction.",
+      labelNames: ["table"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    scoreChildren: new Map(),
+    servedBy: new WeakSet(),
+  };
+}
+
+function metrics(): PackageMetrics {
+  const holder = globalThis as unknown as Record<symbol, PackageMetrics | undefined>;
+  return (holder[GLOBAL_KEY] ??= createMetrics());
+}
+
+/** Per-node counters and the processing-time histogram, with label children resolved once. */
+export class NodeMetrics {
+  private readonly labels: LabelValues<"node_type" | "node_id" | "node_name">;
+  private readonly eventsIn;
+  private readonly eventsOut;
+  private readonly errors;
+  private readonly processing;
+
+  constructor(node: Pick<Node, "id" | "name">, nodeType: string) {
+    const all = metrics();
+    this.labels = { node_type: nodeType, node_id: node.id, node_name: node.name ?? "" };
+    this.eventsIn = all.eventsIn.labels(this.labels);
+    this.eventsOut = all.eventsOut.labels(this.labels);
+    this.errors = all.errors.labels(this.labels);
+    this.processing = all.processing.labels({ node_type: nodeType });
+  }
+
+  received(events: number): void {
+    if (events > 0) this.eventsIn.inc(events);
+  }
+
+  sent(events: number): void {
+    if (events > 0) this.eventsOut.inc(events);
+  }
+
+  failed(count = 1): void {
+    this.errors.inc(count);
+  }
+
+  /** Wraps a message's done(): its call observes the processing time and counts an error if it carries one. */
+  track<Done extends (error?: Error) => void>(done: Done): Done {
+    const started = performance.now();
+    return ((error?: Error) => {
+      this.processing.observe((performance.now() - started) / 1000);
+      if (error) this.errors.inc();
+      done(error);
+    }) as Done;
+  }
+
+  /** A deleted node's series go with it (a redeploy of the same node keeps counting where it was). */
+  remove(): void {
+    const all = metrics();
+    all.eventsIn.remove(this.labels);
+    all.eventsOut.remove(this.labels);
+    all.errors.remove(this.labels);
+  }
+}
+
+function largestAbsZ(event: SensorEvent): number | null {
+  const metricsOfEvent = event.detectors?.rolling3Sigma?.metrics;
+  if (!metricsOfEvent) return null;
+  let largest: number | null = null;
+  for (const metric in metricsOfEvent) {
+    const z = metricsOfEvent[metric].z;
+    if (z !== null && (largest === null || Math.abs(z) > largest)) largest = Math.abs(z);
+  }
+  return largest;
+}
+
+/** Latest score and anomaly count per sensor for the detector that just judged `events`. */
+export function recordDetections(events: readonly SensorEvent[], detector: DetectorLabel): void {
+  const all = metrics();
+  let children = all.scoreChildren.get(detector);
+  if (children === undefined) all.scoreChildren.set(detector, (children = new Map()));
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
+    const result = detector === "rolling_3_sigma" ? event.detectors?.rolling3Sigma : event.detectors?.isolationForest;
+    if (!result) continue;
+    const score = detector === "rolling_3_sigma" ? largestAbsZ(event) : event.detectors!.isolationForest!.score;
+    if (score !== null && Number.isFinite(score)) {
+      let child = children.get(event.sensorId);
+      if (child === undefined) children.set(event.sensorId, (child = all.score.labels({ sensor_id: event.sensorId, detector })));
+      child.set(score);
+    }
+    if (result.anomaly) all.anomalies.inc({ sensor_id: event.sensorId, detector });
+  }
+}
+
+export function recordKafkaLag(group: string, topic: string, partition: number, lag: number): void {
+  metrics().kafkaLag.set({ group, topic, partition: String(partition) }, Math.max(0, lag));
+}
+
+/** A partition this node no longer reads (revoked, or the node closed): its lag is someone else's to report. */
+export function removeKafkaLag(group: string, topic: string, partition: number): void {
+  metrics().kafkaLag.remove({ group, topic, partition: String(partition) });
+}
+
+export function recordSqliteCommit(table: string, seconds: number): void {
+  metrics().sqliteCommit.observe({ table }, seconds);
+}
+
+/** The text Prometheus scrapes. */
+export function metricsText(): Promise<string> {
+  return metrics().registry.metrics();
+}
+
+/**
+ * Serves GET /metrics on Node-RED's httpNode once per runtime (every node type calls this when it registers).
+ * Behind httpNodeAuth and httpNodeRoot like any other HTTP-in endpoint of the flows.
+ */
+export function serveMetrics(RED: NodeAPI): void {
+  if ((process.env.IOT_ANOMALY_METRICS ?? "").toLowerCase() === "false") return;
+  const app = (RED as unknown as { httpNode?: { get: Function } }).httpNode;
+  if (!app || typeof app.get !== "function") return;
+  const all = metrics();
+  if (all.servedBy.has(app)) return;
+  all.servedBy.add(app);
+  const path = process.env.IOT_ANOMALY_METRICS_PATH || "/metrics";
+  app.get(path, (_request: unknown, response: { set(name: string, value: string): void; send(body: string): void; status(code: number): { send(body: string): void } }) => {
+    all.registry.metrics().then(
+      (text) => {
+        response.set("Content-Type", all.registry.contentType);
+        response.send(text);
+      },
+      (error: Error) => response.status(500).send(`# metrics failed: ${error.message}\n`),
+    );
+  });
+  RED.log.info(`[iot-anomaly] Prometheus metrics at ${path} on the Node-RED HTTP server`);
+}
