@@ -3,7 +3,7 @@
 // a request is retried); messages that arrive meanwhile are coalesced into the next request. done() and the output
 // come only after the broker acknowledged, so the output can serve as an acknowledgement for a kafka-in.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { EventValidationError } from "../../src/core/event";
+import { EventValidationError, isFlaggedByAnyDetector } from "../../src/core/event";
 import { checkKeyField, checkSendOptions, checkTopicName, eventToMessage, type Acks, type Compression, type KafkaClientStatus, type OutgoingMessage } from "../../src/core/kafka";
 import { readEventMessage, reportInvalidInput } from "../../src/runtime/event-message";
 import { lookUpBroker, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
@@ -19,6 +19,8 @@ interface KafkaOutNodeDef extends NodeDef {
   keyField?: string;
   acks?: Acks;
   compression?: Compression;
+  /** "all" (default) or "flagged": only events a detector flagged; a message with none passes straight through. */
+  select?: string;
 }
 
 type OutMessage = NodeMessageInFlow & { key?: unknown; headers?: unknown; sent?: { topic: string; count: number } };
@@ -83,7 +85,11 @@ export = function register(RED: NodeAPI) {
     let acks: Acks = "all";
     let compression: Compression = "none";
     let keyField: string | null = "sensorId";
+    const onlyFlagged = config.select === "flagged";
     try {
+      if (config.select && config.select !== "all" && config.select !== "flagged") {
+        throw new EventValidationError("select", `"select" must be "all" or "flagged" (got ${JSON.stringify(config.select)})`);
+      }
       const found = lookUpBroker((id) => RED.nodes.getNode(id), config.broker);
       if (found instanceof Error) throw found;
       if (topic !== "") checkTopicName(topic, "topic");
@@ -150,6 +156,11 @@ export = function register(RED: NodeAPI) {
           node.error(failure as Error);
         }
       };
+      if (count === 0) {
+        // Only messages with nothing to write (select "flagged"): they pass on in their place in the queue.
+        for (const item of items) settle(item, null);
+        return pump();
+      }
       let request: Promise<unknown>;
       try {
         request = kafka.producer().sendMessages(first.topic, messages, { acks, compression });
@@ -186,9 +197,12 @@ export = function register(RED: NodeAPI) {
       } catch (error) {
         return reportInvalidInput(node, error as Error, done);
       }
-      const { events, error } = readEventMessage(msg);
-      metrics.received(events.length);
-      if (events.length === 0) return reportInvalidInput(node, error ?? new EventValidationError("payload", "no events to send"), done);
+      const { events: valid, error } = readEventMessage(msg);
+      metrics.received(valid.length);
+      if (valid.length === 0) return reportInvalidInput(node, error ?? new EventValidationError("payload", "no events to send"), done);
+      // With select "flagged" a message may have nothing to write; it is still queued so that it goes on in order
+      // (downstream, a kafka-in's acknowledgement waits for it).
+      const events = onlyFlagged ? valid.filter(isFlaggedByAnyDetector) : valid;
       const headers = readHeaders(msg.headers);
       if (headers instanceof Error) return reportInvalidInput(node, headers, done);
       if (queuedMessages + events.length > MAX_QUEUED_MESSAGES) {

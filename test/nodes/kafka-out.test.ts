@@ -113,6 +113,22 @@ describe("iot-kafka-out node (real broker)", function () {
     assert.equal([...ends.values()].reduce((sum, end) => sum + end, 0), 500, "all 500 events are on the topic");
   });
 
+  it("with select 'flagged' writes only flagged events and still passes every message on whole, flagged or not", async () => {
+    const topic = await createTopic("out-flagged", 3);
+    const { sent } = await start({ topic, select: "flagged" });
+    const out = helper.getNode("out");
+    const flagged = (index: number, anomaly: boolean) => ({ ...event(index % 5, index), detectors: { rolling3Sigma: { anomaly, ready: true, metrics: {} } } });
+    const batch = Array.from({ length: 40 }, (_, index) => flagged(index, index % 10 === 0));
+    out.receive({ payload: batch });
+    out.receive({ payload: [flagged(100, false), flagged(101, false)] });
+    const [withAnomalies, without] = await sent.take(2, "both messages passed on");
+    assert.deepEqual(withAnomalies.sent, { topic, count: 4 });
+    assert.equal((withAnomalies.payload as unknown[]).length, 40, "the message goes on whole");
+    assert.deepEqual(without.sent, { topic, count: 0 });
+    const ends = await endOffsets(topic);
+    assert.equal([...ends.values()].reduce((sum, end) => sum + end, 0), 4, "only the 4 flagged events are on the topic");
+  });
+
   it("splits a batch larger than the broker's message size limit into several requests, losing nothing", async () => {
     const topic = await createTopic("out-big", 1);
     const { out, sent } = await start({ topic, compression: "gzip" });
