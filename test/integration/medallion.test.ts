@@ -98,6 +98,14 @@ describe("integration: Bronze → Kafka → Silver → Kafka → Gold (real brok
       15_000,
     );
     assert.equal(silverCommitted, EVENTS, "Silver committed every raw offset");
+
+    // Consumer lag per partition on /metrics: every partition of both groups read to its end.
+    const metrics = await (await fetch(`${runtime.url}/metrics`)).text();
+    for (const [group, topic] of [[names.silverGroup, names.raw], [names.goldGroup, names.scored]]) {
+      const lags = [...metrics.matchAll(new RegExp(`^iot_anomaly_kafka_consumer_lag\\{group="${group}",topic="${topic}",partition="(\\d)"\\} (\\d+)$`, "gm"))];
+      assert.deepEqual(lags.map((match) => match[1]).sort(), ["0", "1", "2"], `${group} reports the lag of each partition of ${topic}`);
+      assert.ok(lags.every((match) => match[2] === "0"), `${group} has read ${topic} to its end: ${lags.map((match) => match[0]).join(", ")}`);
+    }
     const goldCommitted = await pollUntil(
       async () => [...(await committedOffsets(names.goldGroup, names.scored)).values()].reduce((a, b) => a + b, 0),
       (sum) => sum === EVENTS,
