@@ -18,8 +18,12 @@ interface PackageMetrics {
   score: Gauge<"sensor_id" | "detector">;
   kafkaLag: Gauge<"group" | "topic" | "partition">;
   sqliteCommit: Histogram<"table">;
-  /** Label children cached per sensor: a labels() lookup per event would cost more than the detector itself. */
-  scoreChildren: Map<DetectorLabel, Map<string, { set(value: number): void }>>;
+  /**
+   * Per-sensor figures are kept in plain maps and handed to prom-client only when scraped: prom-client hashes the
+   * label values on every update, which per event cost more than the detector itself.
+   */
+  latestScores: Record<DetectorLabel, Map<string, number>>;
+  newAnomalies: Record<DetectorLabel, Map<string, number>>;
   servedBy: WeakSet<object>;
 }
 
@@ -27,7 +31,11 @@ interface PackageMetrics {
 // share one registry and one endpoint.
 const GLOBAL_KEY = Symbol.for("node-red-contrib-iot-anomaly.metrics");
 
+const DETECTORS: readonly DetectorLabel[] = ["rolling_3_sigma", "isolation_forest"];
+
 function createMetrics(): PackageMetrics {
+  const latestScores: PackageMetrics["latestScores"] = { rolling_3_sigma: new Map(), isolation_forest: new Map() };
+  const newAnomalies: PackageMetrics["newAnomalies"] = { rolling_3_sigma: new Map(), isolation_forest: new Map() };
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const nodeLabels = ["node_type", "node_id", "node_name"] as const;
@@ -43,12 +51,26 @@ function createMetrics(): PackageMetrics {
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
-    anomalies: new Counter({ name: "iot_anomaly_anomalies_total", help: "Events flagged as anomalous, by sensor and detector.", labelNames: ["sensor_id", "detector"], registers: [registry] }),
+    anomalies: new Counter({
+      name: "iot_anomaly_anomalies_total",
+      help: "Events flagged as anomalous, by sensor and detector.",
+      labelNames: ["sensor_id", "detector"],
+      registers: [registry],
+      collect() {
+        for (const detector of DETECTORS) {
+          for (const [sensorId, count] of newAnomalies[detector]) this.inc({ sensor_id: sensorId, detector }, count);
+          newAnomalies[detector].clear();
+        }
+      },
+    }),
     score: new Gauge({
       name: "iot_anomaly_score",
       help: "Latest score per sensor: isolation-forest score in (0, 1]; rolling 3-sigma: largest |z| over the event's metrics.",
       labelNames: ["sensor_id", "detector"],
       registers: [registry],
+      collect() {
+        for (const detector of DETECTORS) for (const [sensorId, score] of latestScores[detector]) this.set({ sensor_id: sensorId, detector }, score);
+      },
     }),
     kafkaLag: new Gauge({ name: "iot_anomaly_kafka_consumer_lag", help: "Messages between a kafka-in node's position and the partition's high watermark.", labelNames: ["group", "topic", "partition"], registers: [registry] }),
     sqliteCommit: new Histogram({
@@ -58,7 +80,8 @@ function createMetrics(): PackageMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
-    scoreChildren: new Map(),
+    latestScores,
+    newAnomalies,
     servedBy: new WeakSet(),
   };
 }
@@ -130,19 +153,15 @@ function largestAbsZ(event: SensorEvent): number | null {
 /** Latest score and anomaly count per sensor for the detector that just judged `events`. */
 export function recordDetections(events: readonly SensorEvent[], detector: DetectorLabel): void {
   const all = metrics();
-  let children = all.scoreChildren.get(detector);
-  if (children === undefined) all.scoreChildren.set(detector, (children = new Map()));
+  const scores = all.latestScores[detector];
+  const anomalies = all.newAnomalies[detector];
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
     const result = detector === "rolling_3_sigma" ? event.detectors?.rolling3Sigma : event.detectors?.isolationForest;
     if (!result) continue;
     const score = detector === "rolling_3_sigma" ? largestAbsZ(event) : event.detectors!.isolationForest!.score;
-    if (score !== null && Number.isFinite(score)) {
-      let child = children.get(event.sensorId);
-      if (child === undefined) children.set(event.sensorId, (child = all.score.labels({ sensor_id: event.sensorId, detector })));
-      child.set(score);
-    }
-    if (result.anomaly) all.anomalies.inc({ sensor_id: event.sensorId, detector });
+    if (score !== null && Number.isFinite(score)) scores.set(event.sensorId, score);
+    if (result.anomaly) anomalies.set(event.sensorId, (anomalies.get(event.sensorId) ?? 0) + 1);
   }
 }
 

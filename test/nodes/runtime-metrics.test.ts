@@ -1,0 +1,54 @@
+// The package's Prometheus registry: per-sensor scores and anomaly counts reach the scrape text, names follow
+// Prometheus rules, and a node's series go when the node is deleted.
+import assert from "node:assert/strict";
+import type { SensorEvent } from "../../src/core/event";
+import { metricsText, NodeMetrics, recordDetections, recordKafkaLag, removeKafkaLag } from "../../src/runtime/metrics";
+
+const scored = (sensorId: string, score: number, anomaly: boolean): SensorEvent => ({
+  eventId: `${sensorId}:${score}`,
+  sensorId,
+  timestamp: 0,
+  readings: { vibration: 1 },
+  detectors: { isolationForest: { score, anomaly, threshold: 0.6, modelVersion: 1 } },
+});
+
+describe("runtime/metrics", () => {
+  it("keeps the latest score per sensor and counts anomalies per sensor and detector", async () => {
+    recordDetections([scored("m-1", 0.4, false), scored("m-1", 0.7, true), scored("m-2", 0.5, false)], "isolation_forest");
+    recordDetections([scored("m-1", 0.8, true)], "isolation_forest");
+    const text = await metricsText();
+    assert.match(text, /^iot_anomaly_score\{sensor_id="m-1",detector="isolation_forest"\} 0\.8$/m);
+    assert.match(text, /^iot_anomaly_score\{sensor_id="m-2",detector="isolation_forest"\} 0\.5$/m);
+    assert.match(text, /^iot_anomaly_anomalies_total\{sensor_id="m-1",detector="isolation_forest"\} 2$/m);
+    // A second scrape does not count the same anomalies again.
+    assert.match(await metricsText(), /^iot_anomaly_anomalies_total\{sensor_id="m-1",detector="isolation_forest"\} 2$/m);
+  });
+
+  it("counts a node's events and errors, times its messages, and drops its series when it is deleted", async () => {
+    const metrics = new NodeMetrics({ id: "n-metrics-1", name: "press line" }, "iot-test-node");
+    metrics.received(10);
+    metrics.sent(9);
+    const done = metrics.track(() => {});
+    done(new Error("bad"));
+    let text = await metricsText();
+    assert.match(text, /^iot_anomaly_events_in_total\{node_type="iot-test-node",node_id="n-metrics-1",node_name="press line"\} 10$/m);
+    assert.match(text, /^iot_anomaly_errors_total\{node_type="iot-test-node",node_id="n-metrics-1",node_name="press line"\} 1$/m);
+    assert.match(text, /^iot_anomaly_processing_seconds_count\{node_type="iot-test-node"\} 1$/m);
+    metrics.remove();
+    text = await metricsText();
+    assert.doesNotMatch(text, /node_id="n-metrics-1"/);
+  });
+
+  it("reports Kafka lag per partition until the partition is given up", async () => {
+    recordKafkaLag("g1", "iot.raw", 2, 17);
+    assert.match(await metricsText(), /^iot_anomaly_kafka_consumer_lag\{group="g1",topic="iot.raw",partition="2"\} 17$/m);
+    removeKafkaLag("g1", "iot.raw", 2);
+    assert.doesNotMatch(await metricsText(), /group="g1"/);
+  });
+
+  it("uses metric names Prometheus accepts", async () => {
+    const names = [...(await metricsText()).matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]);
+    assert.ok(names.length > 10);
+    for (const name of names) assert.match(name, /^[a-zA-Z_:][a-zA-Z0-9_:]*$/);
+  });
+});
