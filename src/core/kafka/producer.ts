@@ -3,7 +3,8 @@
 // connected / disconnected through "status" events; errors come back as rejected promises, never thrown at Node-RED.
 // First: replaces a quadratic step of kafkajs before kafkajs loads (see the file).
 import "./kafkajs-linear-grouping";
-import { CompressionTypes, Kafka, Partitioners, type Producer, type RecordMetadata } from "kafkajs";
+import { CompressionTypes, Kafka, type Producer, type RecordMetadata } from "kafkajs";
+import { CachingDefaultPartitioner } from "./caching-partitioner";
 import type { SensorEvent } from "../event";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, isRetriableKafkaError, KafkaClientClosedError, rootMessage, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
@@ -116,7 +117,7 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
     const kafka = new Kafka(this.connection.kafkaConfig);
     this.producer = kafka.producer({
       // kafkajs' Java-compatible murmur2 partitioner: a key lands on the same partition as with Java clients.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: CachingDefaultPartitioner,
       allowAutoTopicCreation: options.allowAutoTopicCreation ?? true,
       retry: this.connection.kafkaConfig.retry,
     });
