@@ -28,7 +28,7 @@ describe("runtime/metrics", () => {
     const metrics = new NodeMetrics({ id: "n-metrics-1", name: "press line" }, "iot-test-node");
     metrics.received(10);
     metrics.sent(9);
-    const done = metrics.track(() => {});
+    const done = metrics.track((_error?: Error) => {});
     done(new Error("bad"));
     let text = await metricsText();
     assert.match(text, /^iot_anomaly_events_in_total\{node_type="iot-test-node",node_id="n-metrics-1",node_name="press line"\} 10$/m);
