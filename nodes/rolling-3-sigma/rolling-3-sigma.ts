@@ -1,8 +1,14 @@
 // Node-RED glue for the rolling k-sigma detector: config -> RollingSigma, msg -> processEvent, two outputs
-// (every event / anomalies only), windows saved to a state file so a restart does not start a new warm-up.
+// (every event / anomalies only), windows and cool-downs saved to a state file so a restart neither starts a new
+// warm-up nor announces a fault again.
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import type { SensorEvent } from "../../src/core/event";
-import { RollingSigma, type RollingSigmaOptions, type RollingSigmaSnapshot } from "../../src/core/rolling-sigma";
+import {
+  RollingSigma,
+  type RollingSigmaOptions,
+  type RollingSigmaSnapshot,
+  type RollingSigmaSnapshotV1,
+} from "../../src/core/rolling-sigma";
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
 import { stateFile } from "../../src/runtime/state-directory";
@@ -21,6 +27,11 @@ interface RollingSigmaNodeDef extends NodeDef {
   minSamples?: string | number;
   sigmaFloor?: string | number;
   direction?: string;
+  /** "count" or "time"; absent in flows saved before time windows existed (count). */
+  windowMode?: string;
+  windowSeconds?: string | number;
+  cooldownEvents?: string | number;
+  cooldownSeconds?: string | number;
 }
 
 const SNAPSHOT_INTERVAL_MS = 5000;
@@ -41,6 +52,11 @@ function optionsFromConfig(config: RollingSigmaNodeDef): RollingSigmaOptions {
     minSamples: numberField(config.minSamples),
     sigmaFloor: numberField(config.sigmaFloor),
     direction: (config.direction || undefined) as RollingSigmaOptions["direction"],
+    windowMode: (config.windowMode || undefined) as RollingSigmaOptions["windowMode"],
+    // Hidden in the editor unless the mode is "time": a stale value there must not stop a count-mode node.
+    windowSeconds: config.windowMode === "time" ? numberField(config.windowSeconds) : undefined,
+    cooldownEvents: numberField(config.cooldownEvents),
+    cooldownSeconds: numberField(config.cooldownSeconds),
     metrics: (config.metrics ?? "").split(",").map((metric) => metric.trim()).filter((metric) => metric.length > 0),
   };
 }
@@ -71,7 +87,8 @@ export = function register(RED: NodeAPI) {
 
     const file = stateFile(RED, node.id, "rolling-sigma");
     let saveWarned = false;
-    const snapshots = new PeriodicSnapshot<RollingSigmaSnapshot>(
+    // The file may still hold a version 1 snapshot written before time windows and cool-down; restore reads both.
+    const snapshots = new PeriodicSnapshot<RollingSigmaSnapshot | RollingSigmaSnapshotV1>(
       file,
       () => {
         saveWarned = false;
@@ -131,8 +148,12 @@ export = function register(RED: NodeAPI) {
       try {
         const saved = snapshots.load();
         if (saved === undefined) return;
-        if (saved.windowSize !== detector.config.windowSize) {
-          node.log(t("log.discarded", { file, saved: saved.windowSize, windowSize: detector.config.windowSize }));
+        const mismatch = detector.windowMismatch(saved);
+        if (mismatch !== null) {
+          // Windows of another length would be judged as if they were this one's: warm up again, but keep the
+          // cool-downs, so a fault already announced is not announced again because the window changed.
+          node.log(t("log.discarded", { file, saved: mismatch.saved, current: mismatch.current }));
+          detector.restoreCooldown(saved);
           return;
         }
         detector.restore(saved);

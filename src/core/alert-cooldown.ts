@@ -51,6 +51,9 @@ export class AlertCooldown {
    */
   admit(key: string, flagged: boolean, timestampMs: number): boolean {
     if (this.disabled) return flagged;
+    if (timestampMs - timestampMs !== 0) {
+      throw new RangeError(`alert cool-down "timestampMs" must be a finite number of milliseconds (got ${String(timestampMs)})`);
+    }
     let state = this.keys.get(key);
     if (state === undefined) {
       if (!flagged) return false; // nothing to remember for a key that never alerted
@@ -59,13 +62,22 @@ export class AlertCooldown {
     } else {
       state.eventsSinceAlert++;
     }
-    if (!flagged) return false;
-    const coolingByEvents = state.eventsSinceAlert <= this.events;
-    const coolingByTime = timestampMs - state.lastAlertMs < this.milliseconds;
-    if (coolingByEvents || coolingByTime) return false;
+    const cooling = this.cooling(state, timestampMs);
+    if (!flagged) {
+      // A key whose cool-down is over behaves exactly like one never seen: forget it, so memory and snapshots hold
+      // only the keys still cooling down.
+      if (!cooling) this.keys.delete(key);
+      return false;
+    }
+    if (cooling) return false;
     state.eventsSinceAlert = 0;
     state.lastAlertMs = timestampMs;
     return true;
+  }
+
+  /** Keys currently remembered (cooling down, or not yet seen unflagged since their cool-down ended). */
+  get size(): number {
+    return this.keys.size;
   }
 
   /** Forget every key (after a reset of the detector it belongs to). */
@@ -82,13 +94,28 @@ export class AlertCooldown {
     return { version: 1, keys };
   }
 
+  /** Replaces every key with those of a snapshot; throws (changing nothing) when the snapshot is malformed. */
   restore(snapshot: AlertCooldownSnapshot): void {
     if (snapshot?.version !== 1 || !Array.isArray(snapshot.keys)) {
       throw new TypeError("alert cool-down snapshot is not a version 1 snapshot");
     }
-    this.keys.clear();
-    for (const [key, eventsSinceAlert, lastAlertMs] of snapshot.keys) {
-      this.keys.set(String(key), { eventsSinceAlert: Number(eventsSinceAlert), lastAlertMs: Number(lastAlertMs) });
+    const keys = new Map<string, KeyState>();
+    for (const entry of snapshot.keys) {
+      const [key, eventsSinceAlert, lastAlertMs] = Array.isArray(entry) ? entry : [];
+      if (typeof key !== "string" || typeof eventsSinceAlert !== "number" || !(eventsSinceAlert >= 0) ||
+        typeof lastAlertMs !== "number" || !Number.isFinite(lastAlertMs)) {
+        throw new TypeError(`alert cool-down snapshot has a malformed key entry (${JSON.stringify(entry)})`);
+      }
+      keys.set(key, { eventsSinceAlert, lastAlertMs });
     }
+    this.keys.clear();
+    for (const [key, state] of keys) this.keys.set(key, state);
+  }
+
+  private cooling(state: KeyState, timestampMs: number): boolean {
+    if (state.eventsSinceAlert <= this.events) return true;
+    // Only when a time span is set: with events alone, a late event (timestamp before the last alert) must not
+    // count as cooling down by a 0 ms span.
+    return this.milliseconds > 0 && timestampMs - state.lastAlertMs < this.milliseconds;
   }
 }

@@ -23,6 +23,9 @@ export interface SigmaResult {
   /** True once every metric of the event had at least `minSamples` values in its window. */
   ready: boolean;
   metrics: Record<string, SigmaMetricResult>;
+  /** Present (true) when a metric was flagged but the sensor was cooling down after an earlier alert: `anomaly` is
+   * then false, the metric results still show the evidence. */
+  suppressed?: true;
 }
 
 export interface ForestResult {

@@ -3,6 +3,7 @@
 export * from "./event";
 export * from "./rolling-stats";
 export * from "./rolling-sigma";
+export * from "./rolling-time-window";
 export * from "./alert-cooldown";
 // The SQLite writer loads better-sqlite3's native module on first use only through this entry.
 export * from "./sqlite-writer";

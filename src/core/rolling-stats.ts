@@ -1,9 +1,12 @@
 // Moving mean and standard deviation over the last `windowSize` values of one sensor metric, in O(1) per value:
 // a preallocated Float64Array ring plus a running mean and M2 updated by adding the new value and removing the old.
+import * as internals from "./rolling-internals";
 
-/** Exact recomputation from the ring every this many windows of additions: bounds rounding drift over long runs
- * at an amortised cost of 2 / 16 of a pass over the ring per value. */
-const EXACT_RECOMPUTE_EVERY_WINDOWS = 16;
+// Module-local copies: the CommonJS output of esbuild (tsx, tsup) reads an imported binding through a getter call,
+// which on this hot path cost 40 % of check() throughput.
+const EXACT_RECOMPUTE_EVERY_WINDOWS = internals.EXACT_RECOMPUTE_EVERY_WINDOWS;
+const SIGNIFICANCE_LOSS_LIMIT = internals.SIGNIFICANCE_LOSS_LIMIT;
+const { decodeFloat64, encodeFloat64 } = internals;
 
 export const WINDOW_SIZE_LIMITS = { min: 2, max: 100_000 } as const;
 
@@ -19,8 +22,6 @@ export interface RollingWindowState {
   sinceExact: number;
   values: string;
 }
-
-const littleEndian = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /**
  * Moving mean and sample standard deviation of the last `windowSize` finite values.
@@ -88,11 +89,20 @@ export class RollingWindow {
       // Replace the oldest value: mean moves by (new - old) / W; M2 by the product of the two deviations' sums.
       const oldest = ring[position];
       const previousMean = this.runningMean;
+      const previousM2 = this.m2;
       const delta = value - oldest;
       this.runningMean = previousMean + delta / size;
-      this.m2 += delta * (value - this.runningMean + oldest - previousMean);
+      const m2 = previousM2 + delta * (value - this.runningMean + oldest - previousMean);
       // Cancellation can leave a tiny negative M2 on (near-)constant data; a variance is never negative.
-      if (this.m2 < 0) this.m2 = 0;
+      this.m2 = m2 < 0 ? 0 : m2;
+      if (m2 < previousM2 * SIGNIFICANCE_LOSS_LIMIT) {
+        // A dominant value (a 4294967295 error code among readings near 20) just left: without this the rest of
+        // M2 would be rounding noise of the old one for up to 16 windows, e.g. a std 20x too large.
+        ring[position] = value;
+        this.next = position + 1 === size ? 0 : position + 1;
+        this.recomputeExactly();
+        return true;
+      }
     }
     ring[position] = value;
     this.next = position + 1 === size ? 0 : position + 1;
@@ -163,7 +173,7 @@ export class RollingWindow {
     if (state === null || typeof state !== "object") throw new Error(`window state must be an object (got ${String(state)})`);
     const window = new RollingWindow(state.windowSize);
     if (typeof state.values !== "string") throw new Error(`window state "values" must be a base64 string`);
-    const values = decodeFloat64(state.values);
+    const values = decodeFloat64(state.values, 'window state "values"');
     if (values.length > window.windowSize) {
       throw new Error(`window state holds ${values.length} values, more than its windowSize ${window.windowSize}`);
     }
@@ -193,20 +203,4 @@ export class RollingWindow {
   private oldestPosition(): number {
     return this.filled < this.windowSize ? 0 : this.next;
   }
-}
-
-function encodeFloat64(values: Float64Array): string {
-  if (littleEndian) return Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString("base64");
-  const bytes = Buffer.alloc(values.length * 8);
-  for (let i = 0; i < values.length; i++) bytes.writeDoubleLE(values[i], i * 8);
-  return bytes.toString("base64");
-}
-
-function decodeFloat64(text: string): Float64Array {
-  const bytes = Buffer.from(text, "base64");
-  if (bytes.length % 8 !== 0) throw new Error(`window state "values" is not a whole number of float64 values`);
-  const values = new Float64Array(bytes.length / 8);
-  if (littleEndian) new Uint8Array(values.buffer).set(bytes);
-  else for (let i = 0; i < values.length; i++) values[i] = bytes.readDoubleLE(i * 8);
-  return values;
 }

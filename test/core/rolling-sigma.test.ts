@@ -4,7 +4,8 @@ import { RollingSigma, type RollingSigmaOptions } from "../../src/core/rolling-s
 import { gaussian } from "../support/seeded-noise";
 
 /** Brute force over the previous values: mean, sample std, z and flag as the detector should report them. */
-function naiveJudgement(previous: number[], value: number, options: Required<Omit<RollingSigmaOptions, "metrics">>) {
+type NaiveOptions = Required<Pick<RollingSigmaOptions, "windowSize" | "k" | "minSamples" | "sigmaFloor" | "direction">>;
+function naiveJudgement(previous: number[], value: number, options: NaiveOptions) {
   const window = previous.slice(-options.windowSize);
   if (window.length < options.minSamples) return { mean: null, std: null, z: null, flag: false };
   const mean = window.reduce((sum, x) => sum + (x - window[0]), 0) / window.length + window[0];
@@ -176,10 +177,13 @@ describe("core/rolling-sigma RollingSigma", () => {
     warmUp(small, "s1", "m", 50);
     const detector = new RollingSigma({ windowSize: 100 });
     warmUp(detector, "s2", "m", 10);
-    assert.throws(() => detector.restore(small.snapshot()), /windowSize 50, the detector 100/);
+    assert.throws(
+      () => detector.restore(small.snapshot()),
+      /taken with a count window of 50 readings, the detector uses a count window of 100 readings/,
+    );
     assert.equal(detector.sensorCount, 1);
     assert.ok(detector.window("s2", "m"));
-    assert.throws(() => detector.restore({ nonsense: true } as never), /not a version 1 snapshot/);
+    assert.throws(() => detector.restore({ nonsense: true } as never), /not a version 1 or 2 snapshot/);
   });
 
   it("forgets every window on reset, so the next values warm up again", () => {
@@ -207,8 +211,19 @@ describe("core/rolling-sigma RollingSigma", () => {
     for (const [options, message] of cases) assert.throws(() => new RollingSigma(options), message, JSON.stringify(options));
   });
 
-  it("defaults to windowSize 100, k 3, minSamples 30, sigmaFloor 1e-9, both directions; minSamples shrinks to a smaller window", () => {
-    assert.deepEqual(new RollingSigma().config, { windowSize: 100, k: 3, minSamples: 30, sigmaFloor: 1e-9, direction: "both", metrics: [] });
+  it("defaults to a count window of 100, k 3, minSamples 30, sigmaFloor 1e-9, both directions, no cool-down; minSamples shrinks to a smaller window", () => {
+    assert.deepEqual(new RollingSigma().config, {
+      windowMode: "count",
+      windowSize: 100,
+      windowSeconds: 300,
+      cooldownEvents: 0,
+      cooldownSeconds: 0,
+      k: 3,
+      minSamples: 30,
+      sigmaFloor: 1e-9,
+      direction: "both",
+      metrics: [],
+    });
     assert.equal(new RollingSigma({ windowSize: 20 }).config.minSamples, 20);
   });
 });

@@ -225,4 +225,110 @@ describe("nodes/rolling-3-sigma (iot-rolling-3-sigma)", function () {
     assert.ok(logged.some((text) => /"windowSize" must be an integer from 2 to 100000 \(got 1\)/.test(text)), logged.join("\n"));
     assert.equal(existsSync(join(stateDir, "sigma.rolling-sigma.json")), false);
   });
+
+  describe("time windows and cool-down", () => {
+    const T0 = 1_700_000_000_000;
+    /** Readings one second apart from `start`: clean noise around 20 (|deviation| ≤ 1), then a 20-unit level shift. */
+    function timed(sensorId: string, start: number, clean: number, faulty = 0): SensorEvent[] {
+      return Array.from({ length: clean + faulty }, (_, i) => ({
+        eventId: `${sensorId}:${start + i * 1000}`,
+        sensorId,
+        timestamp: start + i * 1000,
+        readings: { vibration: 20 + Math.sin(i * 1.3) + (i >= clean ? 20 : 0) },
+      }));
+    }
+    const timeFlow = (overrides: Record<string, unknown> = {}) =>
+      flow({ windowMode: "time", windowSeconds: "120", windowSize: "1000", minSamples: "20", cooldownEvents: "", cooldownSeconds: "600", ...overrides });
+    const sigmaOf = (event: SensorEvent) => event.detectors?.rolling3Sigma;
+
+    it("takes time mode and a cool-down from text fields: one long fault is one alert, the repeats are marked suppressed", async () => {
+      await helper.load(rollingSigmaNode, timeFlow());
+      const all = recorder("all");
+      const anomalies = recorder("anomalies");
+      helper.getNode("sigma").receive({ payload: timed("pump-1", T0, 150, 30) });
+      const [everything, alerts] = await Promise.all([all.next(), anomalies.next()]);
+      const events = everything.payload as SensorEvent[];
+      const flagged = events.filter((event) => sigmaOf(event)?.metrics.vibration.flag);
+      assert.ok(flagged.length >= 5, `the fault is flagged on ${flagged.length} readings`);
+      assert.deepEqual(
+        (alerts.payload as SensorEvent[]).map((event) => event.eventId),
+        [flagged[0].eventId],
+        "output 2 carries the first flagged reading only",
+      );
+      for (const repeat of flagged.slice(1)) {
+        assert.equal(sigmaOf(repeat)?.anomaly, false);
+        assert.equal(sigmaOf(repeat)?.suppressed, true);
+      }
+      assert.ok((sigmaOf(flagged[1])?.metrics.vibration.z as number) > 3, "the evidence is kept");
+    });
+
+    it("keeps windows and cool-downs across a restart: the same fault is not announced again, another sensor is", async () => {
+      await helper.load(rollingSigmaNode, timeFlow());
+      let all = recorder("all");
+      helper.getNode("sigma").receive({ payload: [...timed("pump-1", T0, 150, 3), ...timed("pump-2", T0, 150)] });
+      await all.next();
+      await helper.unload(); // writes the state file
+
+      await helper.load(rollingSigmaNode, timeFlow());
+      all = recorder("all");
+      const anomalies = recorder("anomalies");
+      const sigma = helper.getNode("sigma");
+      // 8 s after the fault (event time): pump-1 is still in its 600 s cool-down; pump-2 never alerted.
+      const later = T0 + 160_000;
+      const [pump1] = timed("pump-1", later, 0, 1);
+      sigma.receive({ payload: pump1 });
+      const judged = (await all.next()).payload as SensorEvent;
+      assert.equal(sigmaOf(judged)?.ready, true, "no new warm-up after the restart");
+      assert.equal(sigmaOf(judged)?.metrics.vibration.flag, true);
+      assert.equal(sigmaOf(judged)?.suppressed, true);
+      const [pump2] = timed("pump-2", later, 0, 1);
+      sigma.receive({ payload: pump2 });
+      // Messages on one wire arrive in order: the first on output 2 being pump-2's proves pump-1's was not sent.
+      const first = (await anomalies.next()).payload as SensorEvent;
+      assert.equal(first.sensorId, "pump-2");
+      assert.equal(anomalies.received.length, 1);
+    });
+
+    it("discards windows saved with another window mode (logged) but keeps the cool-downs", async () => {
+      await helper.load(rollingSigmaNode, flow({ cooldownEvents: "1000" }));
+      let all = recorder("all");
+      helper.getNode("sigma").receive({ payload: timed("pump-1", T0, 100, 1) });
+      assert.equal(((await all.next()).payload as SensorEvent[]).filter((event) => sigmaOf(event)?.anomaly).length, 1);
+      await helper.unload();
+
+      await helper.load(rollingSigmaNode, timeFlow({ cooldownEvents: "1000", cooldownSeconds: "" }));
+      const logged = (helper.log() as unknown as { args: Array<[{ msg?: unknown }]> }).args.map(([entry]) => String(entry.msg));
+      assert.ok(logged.some((text) => text.includes("discarded")), logged.join("\n"));
+      all = recorder("all");
+      helper.getNode("sigma").receive({ payload: timed("pump-1", T0 + 200_000, 40, 1) });
+      const events = (await all.next()).payload as SensorEvent[];
+      assert.equal(sigmaOf(events[0])?.ready, false, "the time windows warm up again");
+      const fault = events[events.length - 1];
+      assert.equal(sigmaOf(fault)?.metrics.vibration.flag, true);
+      assert.equal(sigmaOf(fault)?.suppressed, true, "the cool-down survived the change");
+    });
+
+    it("refuses bad window and cool-down settings with an error naming the field", async () => {
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ windowMode: "sliding" }, /"windowMode" must be "count" or "time" \(got "sliding"\)/],
+        [{ windowMode: "time", windowSeconds: "soon" }, /"windowSeconds" must be a positive number of seconds \(got "soon"\)/],
+        [{ windowMode: "time", windowSeconds: "0" }, /"windowSeconds".*\(got 0\)/],
+        [{ cooldownEvents: "-3" }, /"cooldownEvents" must be a whole number of events, 0 or more \(got -3\)/],
+        [{ cooldownSeconds: "${UNSET_COOLDOWN}" }, /"cooldownSeconds".*\(got "\$\{UNSET_COOLDOWN\}"\)/],
+      ];
+      for (const [overrides, message] of cases) {
+        await helper.load(rollingSigmaNode, flow(overrides));
+        const logged = (helper.log() as unknown as { args: Array<[{ msg?: unknown }]> }).args.map(([entry]) => String(entry.msg));
+        assert.ok(logged.some((text) => message.test(text)), `${JSON.stringify(overrides)}:\n${logged.join("\n")}`);
+        await helper.unload();
+      }
+    });
+
+    it("ignores the hidden window time of a count-mode node", async () => {
+      await helper.load(rollingSigmaNode, flow({ windowMode: "count", windowSeconds: "not used" }));
+      const all = recorder("all");
+      helper.getNode("sigma").receive({ payload: reading() });
+      assert.ok(sigmaOf((await all.next()).payload as SensorEvent));
+    });
+  });
 });
