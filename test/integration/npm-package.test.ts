@@ -105,6 +105,16 @@ describe("integration: the npm package, packed and installed as the palette mana
     });
   });
 
+  it("installs the iot-anomaly command, which scores a NAB-format folder with the installed code", () => {
+    const bin = join(installed.userDir, "node_modules", ".bin", "iot-anomaly");
+    const help = execFileSync(bin, ["--help"], { encoding: "utf8" });
+    assert.match(help, /evaluate/);
+    const scores = JSON.parse(
+      execFileSync(bin, ["evaluate", "--corpus", join(repositoryRoot, "test", "fixtures", "nab-mini"), "--detector", "rolling-3-sigma", "--json"], { encoding: "utf8" }),
+    ) as Record<string, unknown>;
+    for (const profile of ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]) assert.equal(typeof scores[profile], "number", `${profile} in ${JSON.stringify(scores).slice(0, 300)}`);
+  });
+
   describe("Node-RED started on the installed package", function () {
     this.timeout(90_000);
     let runtime: RunningNodeRed | undefined;
