@@ -1,12 +1,17 @@
 // Node-RED glue for the Isolation Forest: warm up on the first N events, then score every event (batches in one
-// call), send anomalies on a second output, and keep the trained model across restarts.
+// call), send anomalies on a second output and lifecycle events (trained, drift, promoted, …) on a third, and keep
+// the model versions across restarts (models table in SQLite + the node's state file). The lifecycle itself
+// (versions, drift checks, retraining, control operations) is src/core/model-lifecycle.ts.
 import { unlinkSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { isFlaggedByAnyDetector, readPayloadEvents, summariseErrors, type ForestResult, type SensorEvent } from "../../src/core/event";
-import { IsolationForest, type IsolationForestJSON, type IsolationForestOptions } from "../../src/core/isolation-forest";
+import { IsolationForest, type IsolationForestOptions } from "../../src/core/isolation-forest";
+import { ModelLifecycle, type LifecycleDriftOptions, type LifecycleEvent, type LifecycleState } from "../../src/core/model-lifecycle";
+import { checkModelsTableName, ModelRegistry } from "../../src/core/model-registry";
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
-import { stateFile } from "../../src/runtime/state-directory";
+import { stateDirectory, stateFile } from "../../src/runtime/state-directory";
 import { NodeMetrics, recordDetections, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
@@ -23,6 +28,20 @@ interface IsolationForestNodeDef extends NodeDef {
   /** What output 2 carries: events this forest flagged ("self", default) or events flagged by any detector ("any"),
    * so a flow can route every anomaly once, e.g. to an anomalies topic, whichever detector found it. */
   anomalyOutput?: "self" | "any";
+  // Model lifecycle. Absent in flows made before it existed: drift checks off, models table in the state folder.
+  /** SQLite file of the models table; blank = iot-anomaly-models.db in the state folder; relative = in userDir. */
+  modelsDatabase?: string;
+  modelsTable?: string;
+  /** Drift check every N scored events (0 = not by count). */
+  driftEvery?: string | number;
+  /** Drift check every S seconds of event time (0 = not by time). */
+  driftSeconds?: string | number;
+  driftAlpha?: string | number;
+  /** Recent window: events tested against the training data, and what a drift retrain learns from. */
+  driftWindow?: string | number;
+  retrainOnDrift?: boolean | string;
+  /** Versions kept in the models table (0 = all). */
+  keepVersions?: string | number;
 }
 
 /** The result this node writes to `event.detectors.isolationForest`. */
@@ -38,26 +57,16 @@ interface Settings {
   /** Fixed score threshold in "score" mode. */
   scoreThreshold: number;
   forest: Required<IsolationForestOptions>;
+  drift: LifecycleDriftOptions;
+  /** As configured (blank = default file in the state folder). */
+  modelsDatabase: string;
+  modelsTable: string;
+  keepVersions: number;
 }
 
-interface SavedModel {
-  version: number;
-  rows: number;
-  trainedAt: string;
-  thresholdMode: Settings["thresholdMode"];
-  scoreThreshold: number;
-  contamination: IsolationForestOptions["contamination"];
-  forest: IsolationForestJSON;
-}
-
-/** What survives a restart: the model, the highest version ever trained, and warm-up progress. */
-interface SavedState {
-  format: "iot-isolation-forest-node";
-  features: string[];
-  lastVersion: number;
-  model: SavedModel | null;
-  warmupRows: number[][];
-}
+/** Control messages (msg.topic); anything else is events. */
+const CONTROL_TOPICS = new Set(["train", "load", "rollback", "reset"]);
+const MODELS_FILE = "iot-anomaly-models.db";
 
 const MAX_TRAINING_SIZE = 100_000;
 const STATUS_INTERVAL_MS = 500;
@@ -95,20 +104,34 @@ function readSettings(config: IsolationForestNodeDef): Settings {
   };
   // The core validates ranges with messages naming the option.
   const forest = new IsolationForest(options).options;
-  return { features, trainingSize, thresholdMode, scoreThreshold, forest };
+
+  // Model lifecycle; blank fields take the defaults.
+  const blank = (value: unknown) => value === undefined || value === null || String(value).trim() === "";
+  const checkEveryEvents = blank(config.driftEvery) ? 0 : toNumber(config.driftEvery, "driftEvery", "0 (off) or a positive integer", (n) => Number.isInteger(n) && n >= 0);
+  const checkEverySeconds = blank(config.driftSeconds) ? 0 : toNumber(config.driftSeconds, "driftSeconds", "0 (off) or a positive number of seconds", (n) => Number.isFinite(n) && n >= 0);
+  const alpha = blank(config.driftAlpha) ? 0.05 : toNumber(config.driftAlpha, "driftAlpha", "a significance level between 0 and 0.5", (n) => n > 0 && n <= 0.5);
+  const windowSize = blank(config.driftWindow) ? 1000 : toNumber(config.driftWindow, "driftWindow", `an integer between 10 and ${MAX_TRAINING_SIZE}`, (n) => Number.isInteger(n) && n >= 10 && n <= MAX_TRAINING_SIZE);
+  const retrainOnDrift = config.retrainOnDrift !== false && config.retrainOnDrift !== "false";
+  const keepVersions = blank(config.keepVersions) ? 20 : toNumber(config.keepVersions, "keepVersions", "0 (keep all) or a positive integer", (n) => Number.isInteger(n) && n >= 0);
+  const modelsTable = checkModelsTableName(blank(config.modelsTable) ? "iot_models" : String(config.modelsTable).trim());
+  const modelsDatabase = blank(config.modelsDatabase) ? "" : String(config.modelsDatabase).trim();
+  const drift: LifecycleDriftOptions = { windowSize, checkEveryEvents, checkEveryMs: checkEverySeconds * 1000, alpha, retrainOnDrift };
+  return { features, trainingSize, thresholdMode, scoreThreshold, forest, drift, modelsDatabase, modelsTable, keepVersions };
 }
 
-/** Why a saved model does not fit the current settings, or null when it does. */
-function mismatch(saved: SavedState, settings: Settings): string | null {
-  if (saved.features.join(",") !== settings.features.join(",")) {
-    return `it was trained on features "${saved.features.join(", ")}" but the node now uses "${settings.features.join(", ")}"`;
-  }
-  if (!saved.model) return null;
-  const savedOptions = saved.model.forest.options as unknown as Record<string, unknown>;
-  for (const [option, value] of Object.entries(settings.forest)) {
-    if (savedOptions[option] !== value) return `it was trained with ${option} ${JSON.stringify(savedOptions[option])}, the node now uses ${JSON.stringify(value)}`;
-  }
-  return null;
+/** Blank: a file in the state folder (follows IOT_ANOMALY_STATE_DIR); relative: in the Node-RED user directory. */
+function modelsDatabasePath(RED: NodeAPI, configured: string): string {
+  if (configured === "") return join(stateDirectory(RED), MODELS_FILE);
+  if (configured === ":memory:" || isAbsolute(configured)) return configured;
+  const userDir = (RED.settings as unknown as { userDir?: string }).userDir;
+  return resolve(userDir ?? process.cwd(), configured);
+}
+
+/** "0.42", "0.003", "2e-9": short enough for a status text. */
+function formatP(p: number): string {
+  if (p >= 0.01) return p.toFixed(2);
+  if (p >= 0.001) return p.toFixed(3);
+  return p.toExponential(0);
 }
 
 /**
@@ -116,21 +139,34 @@ function mismatch(saved: SavedState, settings: Settings): string | null {
  * only reads the payload, calls `process`, and sends.
  */
 class ForestDetector {
-  model: IsolationForest | null = null;
-  savedModel: SavedModel | null = null;
-  lastVersion = 0;
-  warmupRows: number[][] = [];
+  /** Events scored and anomalies found by the active version (reset when the version changes). */
   scored = 0;
   anomalies = 0;
+  private countedVersion: number | null = null;
   /** Reused per batch: rows to score (row-major), their events, and their scores. */
   private rowBuffer = new Float64Array(0);
   private scoreBuffer = new Float64Array(0);
   private readonly pending: SensorEvent[] = [];
 
-  constructor(readonly settings: Settings) {}
+  constructor(
+    readonly settings: Settings,
+    readonly lifecycle: ModelLifecycle,
+  ) {}
+
+  get model(): IsolationForest | null {
+    return this.lifecycle.model;
+  }
 
   get version(): number | null {
-    return this.savedModel?.version ?? null;
+    return this.lifecycle.version;
+  }
+
+  /** Starts the counts again when another version took over. */
+  noteVersion(): void {
+    if (this.version === this.countedVersion) return;
+    this.countedVersion = this.version;
+    this.scored = 0;
+    this.anomalies = 0;
   }
 
   get threshold(): number | null {
@@ -138,8 +174,13 @@ class ForestDetector {
     return this.settings.thresholdMode === "score" ? this.settings.scoreThreshold : this.model.threshold;
   }
 
-  /** Adds results to each event in place; returns the anomalous ones. `onTrained` runs when warm-up completes. */
-  process(events: SensorEvent[], onTrained: () => void): SensorEvent[] {
+  /**
+   * Adds results to each event in place; returns the anomalous ones. Lifecycle events (warm-up complete, drift,
+   * retrain) and failed background retrains are appended to `changes` and `errors`. Every event is scored by the
+   * model active when its turn comes: the batch's rows are scored first and fed to the drift check afterwards, so a
+   * retrain triggered inside a batch takes over from the next message on.
+   */
+  process(events: SensorEvent[], changes: LifecycleEvent[], errors: Error[]): SensorEvent[] {
     const { features } = this.settings;
     const width = features.length;
     const pending = this.pending;
@@ -157,12 +198,8 @@ class ForestDetector {
         continue;
       }
       if (this.model === null) {
-        this.warmupRows.push(features.map((name) => event.readings[name]));
         detectors.isolationForest = { score: null, anomaly: false, threshold: null, modelVersion: null };
-        if (this.warmupRows.length >= this.settings.trainingSize) {
-          this.train(this.warmupRows);
-          onTrained();
-        }
+        changes.push(...this.lifecycle.addWarmup(features.map((name) => event.readings[name]), event.timestamp));
         continue;
       }
       const offset = pending.length * width;
@@ -180,46 +217,24 @@ class ForestDetector {
       (pending[i].detectors as NonNullable<SensorEvent["detectors"]>).isolationForest = { score, anomaly, threshold, modelVersion };
       if (anomaly) anomalous.push(pending[i]);
     }
+    this.noteVersion();
     this.scored += pending.length;
     this.anomalies += anomalous.length;
+    for (let i = 0; i < pending.length; i++) {
+      const { events: observed, error } = this.lifecycle.observe(this.rowBuffer, i * width, pending[i].timestamp);
+      if (observed.length > 0) changes.push(...observed);
+      if (error) errors.push(error);
+    }
     pending.length = 0;
     return anomalous;
   }
 
-  /** Fits a new model version on `rows` (throws with the core's message on bad rows). */
-  train(rows: number[][]): SavedModel {
-    const forest = new IsolationForest(this.settings.forest).fit(rows);
-    const version = this.lastVersion + 1;
-    this.model = forest;
-    this.lastVersion = version;
-    this.savedModel = {
-      version,
-      rows: rows.length,
-      trainedAt: new Date().toISOString(),
-      thresholdMode: this.settings.thresholdMode,
-      scoreThreshold: this.settings.scoreThreshold,
-      contamination: this.settings.forest.contamination,
-      forest: forest.toJSON(),
-    };
-    this.warmupRows = [];
-    this.scored = 0;
-    this.anomalies = 0;
-    return this.savedModel;
-  }
-
-  reset(): void {
-    this.model = null;
-    this.savedModel = null;
-    this.warmupRows = [];
-    this.scored = 0;
-    this.anomalies = 0;
-  }
-
   /**
-   * Rows for a "train" message: an array of number rows (one value per feature, in order) or of events
-   * (those lacking a feature are skipped). Throws naming the problem.
+   * Rows for a "train" message, with their event-time range: an array of number rows (one value per feature, in
+   * order) or of events (those lacking a feature are skipped); no payload: the warm-up gathered so far, or the recent
+   * window once a model exists. Throws naming the problem.
    */
-  trainingRows(payload: unknown): number[][] {
+  trainingRows(payload: unknown): { rows: number[][]; from: number | null; to: number | null } {
     const { features } = this.settings;
     if (Array.isArray(payload) && payload.length > 0 && payload.every(Array.isArray)) {
       (payload as unknown[][]).forEach((row, index) => {
@@ -227,20 +242,30 @@ class ForestDetector {
           throw new Error(`train: row ${index} has ${row.length} values but the node has ${features.length} features (${features.join(", ")})`);
         }
       });
-      return payload as number[][];
+      return { rows: payload as number[][], from: null, to: null };
     }
-    if (payload === undefined || payload === null || (Array.isArray(payload) && payload.length === 0)) {
-      // No data given: train now on what warm-up has gathered so far.
-      if (this.warmupRows.length < 2) throw new Error(`train: the payload holds no rows and warm-up has only ${this.warmupRows.length} rows; send an array of events or number rows`);
-      return this.warmupRows;
+    if (payload === undefined || payload === null || payload === "" || (Array.isArray(payload) && payload.length === 0)) {
+      const gathered = this.lifecycle.fallbackTrainingRows();
+      if (gathered.rows.length < 2) {
+        const source = this.model === null ? "warm-up has" : "the recent window holds";
+        throw new Error(`train: the payload holds no rows and ${source} only ${gathered.rows.length} rows; send an array of events or number rows`);
+      }
+      return gathered;
     }
     const { events, errors } = readPayloadEvents(payload);
     const error = summariseErrors(errors);
     if (error) throw new Error(`train: ${error.message}`);
     const rows: number[][] = [];
-    for (const event of events) if (this.missingFeatures(event) === null) rows.push(features.map((name) => event.readings[name]));
+    let from: number | null = null;
+    let to: number | null = null;
+    for (const event of events) {
+      if (this.missingFeatures(event) !== null) continue;
+      rows.push(features.map((name) => event.readings[name]));
+      if (from === null || event.timestamp < from) from = event.timestamp;
+      if (to === null || event.timestamp > to) to = event.timestamp;
+    }
     if (rows.length < 2) throw new Error(`train: needs at least 2 events with every feature (${features.join(", ")}); got ${rows.length}`);
-    return rows;
+    return { rows, from, to };
   }
 
   private missingFeatures(event: SensorEvent): string[] | null {
@@ -270,17 +295,54 @@ export = function register(RED: NodeAPI) {
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => reportInvalidInput(node, new Error(reason), done));
       return;
     }
-    const detector = new ForestDetector(settings);
+    // The models table; without it the node still scores and keeps its model in the state file (load and rollback
+    // then fail, saying why).
+    const modelsPath = modelsDatabasePath(RED, settings.modelsDatabase);
+    let registry: ModelRegistry | null = null;
+    let registryProblem: string | undefined;
+    try {
+      registry = new ModelRegistry({ path: modelsPath, table: settings.modelsTable });
+      if (registry.journalMode !== "wal") node.warn(text("errors.noWal", { path: modelsPath, mode: registry.journalMode }));
+    } catch (error) {
+      registryProblem = (error as Error).message;
+      node.error(text("errors.registry", { error: registryProblem }));
+    }
+    const lifecycle = new ModelLifecycle({
+      detectorId: node.id,
+      features: settings.features,
+      trainingSize: settings.trainingSize,
+      forest: settings.forest,
+      parameters: { thresholdMode: settings.thresholdMode, scoreThreshold: settings.scoreThreshold },
+      drift: settings.drift,
+      registry,
+      registryProblem,
+      keepVersions: settings.keepVersions,
+    });
+    const detector = new ForestDetector(settings, lifecycle);
     const path = stateFile(RED, node.id, "iforest-model");
-    const snapshot = new PeriodicSnapshot<SavedState>(
+    const snapshot = new PeriodicSnapshot<LifecycleState>(
       path,
-      () => ({ format: "iot-isolation-forest-node", features: settings.features, lastVersion: detector.lastVersion, model: detector.savedModel, warmupRows: detector.warmupRows }),
+      () => lifecycle.toState(),
       (error) => node.warn(text("errors.save", { path, error: error.message })),
     );
 
-    const logTrained = (model: SavedModel) => {
-      node.log(text("log.trained", { version: model.version, rows: model.rows, threshold: (detector.threshold as number).toFixed(4), mode: settings.thresholdMode }));
+    /** Logs lifecycle events, saves the state file after a change, and returns the messages for output 3. */
+    const announce = (changes: LifecycleEvent[]): NodeMessage[] | null => {
+      if (changes.length === 0) return null;
+      for (const change of changes) {
+        const { details } = change;
+        if (change.event === "trained") {
+          node.log(text("log.trained", { version: change.version ?? 0, rows: String(details.rows), threshold: (detector.threshold as number).toFixed(4), mode: settings.thresholdMode, reason: String(details.reason), ms: String(details.trainingMs) }));
+        } else if (change.event === "drift") {
+          node.log(text("log.drift", { version: change.version ?? 0, feature: String(details.feature), p: formatP(details.pValue as number) }));
+        } else if (change.event !== "promoted") {
+          const key = change.event === "loaded" ? "log.loadedVersion" : change.event === "rolled-back" ? "log.rolledBack" : "log.reset";
+          node.log(text(key, { version: change.version ?? "-", previous: change.previousVersion ?? "-" }));
+        }
+      }
       snapshot.save();
+      detector.noteVersion();
+      return changes.map((change) => ({ topic: "lifecycle", payload: change }));
     };
 
     restore();
@@ -293,11 +355,22 @@ export = function register(RED: NodeAPI) {
       clearTimeout(statusTimer);
       statusTimer = undefined;
       lastStatusAt = Date.now();
-      node.status(
-        detector.model
-          ? running(text("status.scoring", { version: detector.version ?? 0, scored: compactCount(detector.scored), anomalies: compactCount(detector.anomalies) }))
-          : warming(text("status.warming", { count: detector.warmupRows.length, total: settings.trainingSize })),
-      );
+      if (!detector.model) {
+        node.status(warming(text("status.warming", { count: lifecycle.warmupRows.length, total: settings.trainingSize })));
+        return;
+      }
+      const counts = { version: detector.version ?? 0, scored: compactCount(detector.scored), anomalies: compactCount(detector.anomalies) };
+      const p = lifecycle.lastPValue === null ? "" : formatP(lifecycle.lastPValue);
+      switch (lifecycle.driftState) {
+        case "stable":
+          return node.status(running(text("status.scoringDrift", { ...counts, p })));
+        case "confirming":
+          return node.status(warming(text("status.confirming", { ...counts, p, count: lifecycle.confirmProgress, total: settings.drift.windowSize })));
+        case "drift":
+          return node.status(warming(text("status.drift", { ...counts, p })));
+        default:
+          return node.status(running(text("status.scoring", counts)));
+      }
     };
     const refreshStatus = () => {
       const wait = lastStatusAt + STATUS_INTERVAL_MS - Date.now();
@@ -315,42 +388,72 @@ export = function register(RED: NodeAPI) {
 
     node.on("input", (msg: NodeMessageInFlow, send, trackedDone) => {
       const done = metrics.track(trackedDone);
-      if (msg.topic === "train" || msg.topic === "reset") {
+      if (typeof msg.topic === "string" && CONTROL_TOPICS.has(msg.topic)) {
+        // A control message is not an event: it changes the model, reports that on output 3, and completes.
+        const command = msg.topic;
+        let changes: LifecycleEvent[];
         try {
-          if (msg.topic === "reset") {
-            detector.reset();
-            snapshot.save();
-          } else {
-            logTrained(detector.train(detector.trainingRows(msg.payload)));
-          }
+          changes = control(command, msg.payload);
         } catch (error) {
           const message = (error as Error).message;
-          return reportError(message.startsWith("train:") ? (error as Error) : new Error(`train: ${message}`), done);
+          return reportError(message.startsWith(`${command}:`) ? (error as Error) : new Error(`${command}: ${message}`), done);
         }
+        send([null, null, announce(changes)]);
         showStatus();
         return done();
       }
       const { events, batch, error } = readEventMessage(msg);
+      const driftStateBefore = lifecycle.driftState;
       if (events.length > 0) {
         const warmingUp = detector.model === null;
-        const anomalous = detector.process(events, () => logTrained(detector.savedModel as SavedModel));
+        const changes: LifecycleEvent[] = [];
+        const retrainErrors: Error[] = [];
+        const anomalous = detector.process(events, changes, retrainErrors);
         if (warmingUp) snapshot.touch();
         const forSecondOutput = config.anomalyOutput === "any" ? events.filter(isFlaggedByAnyDetector) : anomalous;
         const anomalies = copyWithEvents(msg as NodeMessage, forSecondOutput, batch);
         metrics.received(events.length);
         metrics.sent(events.length);
         recordDetections(events, "isolation_forest");
-        send([withEvents(msg as NodeMessage, events, batch), anomalies]);
+        send([withEvents(msg as NodeMessage, events, batch), anomalies, announce(changes)]);
+        // The events were scored and sent; a retrain the database refused is the node's problem, not this message's.
+        for (const retrainError of retrainErrors) node.error(text("errors.retrain", { error: retrainError.message }));
       }
       if (error) return reportError(error, done);
-      refreshStatus();
+      // A change of drift state (suspected, confirmed, retrained) shows at once; counts at most every 500 ms.
+      if (lifecycle.driftState !== driftStateBefore) showStatus();
+      else refreshStatus();
       done();
     });
+
+    /** Runs one control message; throws with a message naming the problem (and changes nothing then). */
+    function control(command: string, payload: unknown): LifecycleEvent[] {
+      switch (command) {
+        case "train": {
+          const { rows, from, to } = detector.trainingRows(payload);
+          return lifecycle.train(rows, "train", from, to);
+        }
+        case "load": {
+          const version = payload !== null && typeof payload === "object" ? (payload as { version?: unknown }).version : payload;
+          const number = typeof version === "string" && version.trim() !== "" ? Number(version) : version;
+          if (typeof number !== "number" || !Number.isInteger(number) || number < 1) {
+            throw new Error(`load: "payload.version" must be a positive integer, the version to load (got ${JSON.stringify(version) ?? "nothing"})`);
+          }
+          return lifecycle.load(number);
+        }
+        case "rollback":
+          return lifecycle.rollback();
+        default:
+          return lifecycle.reset();
+      }
+    }
 
     node.on("close", (removed: boolean, done: () => void) => {
       if (removed) metrics.remove();
       clearTimeout(statusTimer);
       snapshot.stop();
+      // The node's versions stay in the models table when it is deleted: they are its audit trail.
+      registry?.close();
       if (removed) {
         // Like Node-RED's node context: a deleted node's state goes with it.
         try {
@@ -363,41 +466,27 @@ export = function register(RED: NodeAPI) {
     });
 
     function restore(): void {
-      let saved: SavedState | undefined;
+      let saved: LifecycleState | undefined;
       try {
         saved = snapshot.load();
       } catch (error) {
+        // A damaged state file: the models table may still have the active version.
         node.warn(text("errors.load", { error: (error as Error).message }));
-        return;
       }
-      if (!saved || saved.format !== "iot-isolation-forest-node") return;
-      detector.lastVersion = Number.isInteger(saved.lastVersion) ? saved.lastVersion : 0;
-      const reason = mismatch(saved, settings);
-      if (reason) {
-        node.log(text("log.ignored", { reason }));
-        return;
-      }
-      if (saved.model) {
-        try {
-          detector.model = IsolationForest.fromJSON(saved.model.forest);
-          detector.savedModel = saved.model;
-          node.log(text("log.loaded", { version: saved.model.version, rows: saved.model.rows }));
-        } catch (error) {
-          node.warn(text("errors.load", { error: (error as Error).message }));
+      try {
+        // The registry's active version wins; the state file serves without a registry (and is imported into an
+        // empty one), and holds the warm-up progress.
+        const outcome = lifecycle.restore(saved);
+        if (outcome.ignored) node.log(text("log.ignored", { reason: outcome.ignored }));
+        if (outcome.source !== "none") {
+          node.log(text("log.loaded", { version: outcome.version ?? 0, rows: outcome.rows ?? 0, source: outcome.source === "state" ? path : modelsPath }));
         }
-        return;
+        // Nothing is wired yet while the flow starts: a warm-up completed by restored rows is only logged.
+        announce(outcome.events);
+      } catch (error) {
+        node.warn(text("errors.load", { error: (error as Error).message }));
       }
-      if (Array.isArray(saved.warmupRows)) {
-        detector.warmupRows = saved.warmupRows.filter((row) => Array.isArray(row) && row.length === settings.features.length && row.every(Number.isFinite));
-        if (detector.warmupRows.length >= settings.trainingSize) {
-          try {
-            logTrained(detector.train(detector.warmupRows.slice(0, settings.trainingSize)));
-          } catch (error) {
-            node.warn(text("errors.load", { error: (error as Error).message }));
-            detector.warmupRows = [];
-          }
-        }
-      }
+      detector.noteVersion();
     }
   }
 

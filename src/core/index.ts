@@ -12,3 +12,7 @@ export * from "./random";
 export * from "./simulator";
 export * from "./csv-replay";
 export * from "./isolation-forest";
+export * from "./ks-test";
+export * from "./drift-detector";
+export * from "./model-registry";
+export * from "./model-lifecycle";
