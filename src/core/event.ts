@@ -38,10 +38,23 @@ export interface ForestResult {
   missing?: string[];
 }
 
+/** Result of the contextual-novelty detector (NAB's `best` in-flow configuration), on NAB's score scale. */
+export interface NoveltyResult {
+  /** True when a metric past its warm-up scores at least 0.5 (and is not within its cool-down). */
+  anomaly: boolean;
+  /** Highest score of the event's metrics, 0 to 1; 0.5 is the alert level. */
+  score: number;
+  /** True once every scored metric of the event is past its warm-up. */
+  ready: boolean;
+  /** Score per scored metric. */
+  metrics: Record<string, number>;
+}
+
 /** Results are added by detectors under their own key; readings are never overwritten. */
 export interface DetectorResults {
   rolling3Sigma?: SigmaResult;
   isolationForest?: ForestResult;
+  contextualNovelty?: NoveltyResult;
   [detector: string]: unknown;
 }
 

@@ -16,3 +16,4 @@ export * from "./ks-test";
 export * from "./drift-detector";
 export * from "./model-registry";
 export * from "./model-lifecycle";
+export * from "./stream-detectors/sensor-novelty";

@@ -6,7 +6,7 @@ import type { Node, NodeAPI } from "node-red";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from "prom-client";
 import type { SensorEvent } from "../core/event";
 
-export type DetectorLabel = "rolling_3_sigma" | "isolation_forest";
+export type DetectorLabel = "rolling_3_sigma" | "isolation_forest" | "contextual_novelty";
 
 interface PackageMetrics {
   registry: Registry;
@@ -31,11 +31,11 @@ interface PackageMetrics {
 // share one registry and one endpoint.
 const GLOBAL_KEY = Symbol.for("node-red-contrib-iot-anomaly.metrics");
 
-const DETECTORS: readonly DetectorLabel[] = ["rolling_3_sigma", "isolation_forest"];
+const DETECTORS: readonly DetectorLabel[] = ["rolling_3_sigma", "isolation_forest", "contextual_novelty"];
 
 function createMetrics(): PackageMetrics {
-  const latestScores: PackageMetrics["latestScores"] = { rolling_3_sigma: new Map(), isolation_forest: new Map() };
-  const newAnomalies: PackageMetrics["newAnomalies"] = { rolling_3_sigma: new Map(), isolation_forest: new Map() };
+  const latestScores: PackageMetrics["latestScores"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
+  const newAnomalies: PackageMetrics["newAnomalies"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const nodeLabels = ["node_type", "node_id", "node_name"] as const;
@@ -65,7 +65,7 @@ function createMetrics(): PackageMetrics {
     }),
     score: new Gauge({
       name: "iot_anomaly_score",
-      help: "Latest score per sensor: isolation-forest score in (0, 1]; rolling 3-sigma: largest |z| over the event's metrics.",
+      help: "Latest score per sensor: isolation-forest score in (0, 1]; rolling 3-sigma: largest |z| over the event's metrics; contextual novelty: highest metric score in [0, 1] (alert at 0.5).",
       labelNames: ["sensor_id", "detector"],
       registers: [registry],
       collect() {
@@ -157,9 +157,11 @@ export function recordDetections(events: readonly SensorEvent[], detector: Detec
   const anomalies = all.newAnomalies[detector];
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
-    const result = detector === "rolling_3_sigma" ? event.detectors?.rolling3Sigma : event.detectors?.isolationForest;
+    const result =
+      detector === "rolling_3_sigma" ? event.detectors?.rolling3Sigma : detector === "isolation_forest" ? event.detectors?.isolationForest : event.detectors?.contextualNovelty;
     if (!result) continue;
-    const score = detector === "rolling_3_sigma" ? largestAbsZ(event) : event.detectors!.isolationForest!.score;
+    const score =
+      detector === "rolling_3_sigma" ? largestAbsZ(event) : detector === "isolation_forest" ? event.detectors!.isolationForest!.score : event.detectors!.contextualNovelty!.score;
     if (score !== null && Number.isFinite(score)) scores.set(event.sensorId, score);
     if (result.anomaly) anomalies.set(event.sensorId, (anomalies.get(event.sensorId) ?? 0) + 1);
   }

@@ -16,6 +16,7 @@ const paletteLabels: Record<string, string> = {
   "iot-sensor-sim": "sensor-sim",
   "iot-rolling-3-sigma": "rolling-3-sigma",
   "iot-isolation-forest": "isolation-forest",
+  "iot-contextual-novelty": "contextual-novelty",
   "iot-sqlite-sink": "sqlite-sink",
   "iot-kafka-in": "kafka-in",
   "iot-kafka-out": "kafka-out",

@@ -5,7 +5,7 @@
 // a repeated pattern stops scoring, while a level, a step or a time-of-day behaviour the series never showed
 // scores high. Memory grows with the number of distinct patterns, bounded by grids × levels² × (maxOrder, dayParts).
 import { onAlertScale, type SeriesContext, type StreamDetector } from "./types";
-import { RangeEstimate, type RangeMode } from "./value-range";
+import { RangeEstimate, type RangeEstimateSnapshot, type RangeMode } from "./value-range";
 
 const DAY_MS = 86_400_000;
 
@@ -27,6 +27,19 @@ export interface ContextualNoveltyOptions {
   range: RangeMode;
   /** Warm-up range estimate widened by this fraction of its width on each side. */
   rangePadding: number;
+}
+
+/** Everything a ContextualNovelty has learnt, as JSON, for a node's state file. */
+export interface ContextualNoveltySnapshot {
+  version: 1;
+  /** The grids' level counts it learnt with: patterns of other grids mean nothing to this one. */
+  grids: number[];
+  range: RangeEstimateSnapshot;
+  recent: number[][];
+  seen: string[];
+  /** null before the first value (JSON has no Infinity). */
+  runningMin: number | null;
+  runningMax: number | null;
 }
 
 export class ContextualNovelty implements StreamDetector {
@@ -72,6 +85,47 @@ export class ContextualNovelty implements StreamDetector {
     }
     if (order < maxOrder) return 0; // no full context yet
     return onAlertScale(unseen / contexts, this.options.alertNovelty);
+  }
+
+  snapshot(): ContextualNoveltySnapshot {
+    return {
+      version: 1,
+      grids: [...this.grids],
+      range: this.range.snapshot(),
+      recent: this.recent.map((levels) => [...levels]),
+      seen: [...this.seen],
+      runningMin: Number.isFinite(this.runningMin) ? this.runningMin : null,
+      runningMax: Number.isFinite(this.runningMax) ? this.runningMax : null,
+    };
+  }
+
+  /** Takes over what a snapshot learnt; throws, changing nothing, when it is malformed or was learnt on other grids
+   * (another `levels`) or another order or range mode. */
+  restore(snapshot: ContextualNoveltySnapshot): void {
+    if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1) {
+      throw new TypeError("contextual-novelty snapshot is not a version 1 snapshot");
+    }
+    const { grids, recent, seen, runningMin, runningMax } = snapshot;
+    if (!Array.isArray(grids) || grids.join(",") !== this.grids.join(",")) {
+      throw new TypeError(`contextual-novelty snapshot was learnt with levels ${JSON.stringify(grids)}, this detector uses ${JSON.stringify(this.grids)}`);
+    }
+    const levelList = (levels: unknown) =>
+      Array.isArray(levels) && levels.length <= this.options.maxOrder && levels.every((level) => Number.isInteger(level));
+    if (!Array.isArray(recent) || recent.length !== this.grids.length || !recent.every(levelList) ||
+      new Set(recent.map((levels) => levels.length)).size > 1) {
+      throw new TypeError(`contextual-novelty snapshot has malformed recent levels (order ${this.options.maxOrder} expected)`);
+    }
+    if (!Array.isArray(seen) || !seen.every((key) => typeof key === "string")) {
+      throw new TypeError("contextual-novelty snapshot has malformed patterns");
+    }
+    const bound = (value: unknown) => value === null || (typeof value === "number" && Number.isFinite(value));
+    if (!bound(runningMin) || !bound(runningMax)) throw new TypeError("contextual-novelty snapshot has a malformed running range");
+    this.range.restore(snapshot.range); // validates first, before anything of this detector changes
+    for (let grid = 0; grid < this.grids.length; grid++) this.recent[grid] = [...recent[grid]];
+    this.seen.clear();
+    for (const key of seen) this.seen.add(key);
+    this.runningMin = runningMin ?? Number.POSITIVE_INFINITY;
+    this.runningMax = runningMax ?? Number.NEGATIVE_INFINITY;
   }
 
   /** Remembers a pattern; true when it is new. */

@@ -8,3 +8,5 @@ export * from "./with-cooldown";
 export * from "./spec";
 export * from "./registry";
 export * from "./score-series";
+export * from "./sensor-novelty";
+export * from "./metric-ranges";

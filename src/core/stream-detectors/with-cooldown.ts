@@ -1,8 +1,25 @@
 // A stream detector whose alerts pass through the package's AlertCooldown: after an alert, further alerts within
 // `rows` rows are held back. NAB rewards only the first detection in a window, and a flow's operator only needs
 // the first alert of a fault, so the repeats are noise in both.
-import { AlertCooldown } from "../alert-cooldown";
+import { AlertCooldown, type AlertCooldownSnapshot } from "../alert-cooldown";
 import { ALERT_LEVEL, type StreamDetector } from "./types";
+
+/** A stream detector whose state can be saved as JSON and taken over again (a node's state file). */
+export interface RestorableStreamDetector extends StreamDetector {
+  snapshot(): unknown;
+  /** Throws, changing nothing, when the snapshot is malformed or does not fit the detector. */
+  restore(snapshot: unknown): void;
+}
+
+export function isRestorable(detector: StreamDetector): detector is RestorableStreamDetector {
+  const candidate = detector as Partial<RestorableStreamDetector>;
+  return typeof candidate.snapshot === "function" && typeof candidate.restore === "function";
+}
+
+export interface WithCooldownSnapshot {
+  cooldown: AlertCooldownSnapshot;
+  inner: unknown;
+}
 
 export class WithCooldown implements StreamDetector {
   private readonly cooldown: AlertCooldown;
@@ -18,6 +35,22 @@ export class WithCooldown implements StreamDetector {
     if (this.cooldown.admit("series", alert, 0) || !alert) return score;
     // Held back: below the alert level, still ranked by strength for a benchmark's threshold sweep.
     return score * ALERT_LEVEL;
+  }
+
+  /** The cool-down and the inner detector's state; throws when the inner detector cannot be saved. */
+  snapshot(): WithCooldownSnapshot {
+    if (!isRestorable(this.inner)) throw new TypeError("the detector inside this cool-down cannot be saved");
+    return { cooldown: this.cooldown.snapshot(), inner: this.inner.snapshot() };
+  }
+
+  restore(snapshot: WithCooldownSnapshot): void {
+    if (!isRestorable(this.inner)) throw new TypeError("the detector inside this cool-down cannot be restored");
+    if (snapshot === null || typeof snapshot !== "object") throw new TypeError("cool-down snapshot is malformed");
+    // The cool-down checks its snapshot without changing anything when it throws; so does the inner detector. Both
+    // are checked before either changes: a scratch cool-down takes the snapshot first.
+    new AlertCooldown({ events: this.cooldown.events }).restore(snapshot.cooldown);
+    this.inner.restore(snapshot.inner);
+    this.cooldown.restore(snapshot.cooldown);
   }
 }
 
