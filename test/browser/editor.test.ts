@@ -1,4 +1,4 @@
-// The package in the real Node-RED editor (headless system Chromium): the palette offers our four nodes under
+// The package in the real Node-RED editor (headless system Chromium): the palette offers our nodes under
 // "IoT anomaly", a node dragged onto the canvas is edited through its dialog and relabelled, and the shipped example
 // imported from Import > Examples deploys and runs: status texts on every node and anomalies in the debug sidebar.
 import assert from "node:assert/strict";
