@@ -106,6 +106,10 @@ export class NodeMetrics {
     this.eventsOut = all.eventsOut.labels(this.labels);
     this.errors = all.errors.labels(this.labels);
     this.processing = all.processing.labels({ node_type: nodeType });
+    // Every node's series exist from the start at 0, so a rate() or an error panel reads 0 rather than "no data".
+    this.eventsIn.inc(0);
+    this.eventsOut.inc(0);
+    this.errors.inc(0);
   }
 
   received(events: number): void {

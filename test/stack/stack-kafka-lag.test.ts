@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashSync } from "bcryptjs";
-import { kafkaBrokers } from "../support/kafka-broker";
+import { endOffsets, kafkaBrokers } from "../support/kafka-broker";
 import { configureFlow, createPipelineNames, loadExample, waitForRows, type PipelineNames } from "../support/medallion";
 import { flowFileEnv, installedUserDir } from "../support/packed-install";
 import { alertExpressions, dockerDir, loadYaml, panelTargets, PROMETHEUS_DATASOURCE, promqlMetricNames, substitutePromVariables } from "../support/stack-dashboards";
@@ -77,16 +77,21 @@ describe("stack: Kafka consumer lag of the medallion flows, scraped by Prometheu
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it("the lag panel shows each partition of both consumer groups, read to the end", async () => {
+  it("the lag panel shows each partition of both consumer groups that holds events, read to the end", async () => {
     const lagPanel = panelTargets().find(({ target }) => target.expr?.includes("iot_anomaly_kafka_consumer_lag"));
     assert.ok(lagPanel, "a dashboard panel plots the consumer lag");
     const result = await prometheus!.instantQuery(substitutePromVariables(lagPanel!.target.expr!, "30s"));
     const seen = result.map((series) => `${series.metric.group} ${series.metric.topic}/${series.metric.partition}=${series.value[1]}`).sort();
-    const expected = [
-      ...[0, 1, 2].map((partition) => `${names.goldGroup} ${names.scored}/${partition}=0`),
-      ...[0, 1, 2].map((partition) => `${names.silverGroup} ${names.raw}/${partition}=0`),
-    ].sort();
-    assert.deepEqual(seen, expected);
+    // kafka-in measures a partition's lag when it hands out a fetched batch; events are keyed by sensor, so with a
+    // few stations a partition can stay empty and then has no series.
+    const expected: string[] = [];
+    for (const [group, topic] of [[names.goldGroup, names.scored], [names.silverGroup, names.raw]]) {
+      const ends = await endOffsets(topic);
+      const used = [...ends].filter(([, end]) => end > 0).map(([partition]) => partition);
+      assert.ok(used.length >= 2, `${topic}: events on partitions ${used.join(", ")} only`);
+      for (const partition of used) expected.push(`${group} ${topic}/${partition}=0`);
+    }
+    assert.deepEqual(seen, expected.sort());
   });
 
   it("every metric the dashboards and the alert rule read is in what Prometheus scraped, Kafka lag included", async () => {
