@@ -5,6 +5,7 @@
 import type { Node, NodeAPI } from "node-red";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from "prom-client";
 import type { SensorEvent } from "../core/event";
+import { ProcessingHistogram, type ProcessingSeries } from "./processing-histogram";
 
 export type DetectorLabel = "rolling_3_sigma" | "isolation_forest" | "contextual_novelty";
 
@@ -13,7 +14,7 @@ interface PackageMetrics {
   eventsIn: Counter<"node_type" | "node_id" | "node_name">;
   eventsOut: Counter<"node_type" | "node_id" | "node_name">;
   errors: Counter<"node_type" | "node_id" | "node_name">;
-  processing: Histogram<"node_type">;
+  processing: ProcessingHistogram;
   anomalies: Counter<"sensor_id" | "detector">;
   score: Gauge<"sensor_id" | "detector">;
   kafkaLag: Gauge<"group" | "topic" | "partition">;
@@ -24,6 +25,8 @@ interface PackageMetrics {
    */
   latestScores: Record<DetectorLabel, Map<string, number>>;
   newAnomalies: Record<DetectorLabel, Map<string, number>>;
+  /** Nodes whose event and error counts wait in plain fields until the next scrape (same reason). */
+  liveNodes: Map<string, NodeMetrics>;
   servedBy: WeakSet<object>;
 }
 
@@ -36,21 +39,36 @@ const DETECTORS: readonly DetectorLabel[] = ["rolling_3_sigma", "isolation_fores
 function createMetrics(): PackageMetrics {
   const latestScores: PackageMetrics["latestScores"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
   const newAnomalies: PackageMetrics["newAnomalies"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
+  const liveNodes = new Map<string, NodeMetrics>();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const nodeLabels = ["node_type", "node_id", "node_name"] as const;
+  const nodeCounter = (name: string, help: string, take: (node: NodeMetrics) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: nodeLabels,
+      registers: [registry],
+      collect() {
+        for (const node of liveNodes.values()) {
+          const count = take(node);
+          if (count > 0) this.inc(node.labels, count);
+        }
+      },
+    });
+  const processing = new ProcessingHistogram(
+    "iot_anomaly_processing_seconds",
+    "Time from a message's arrival in a node to its completion (for sinks and Kafka producers: until durable).",
+    "node_type",
+    [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  registry.registerMetric(processing as never);
   return {
     registry,
-    eventsIn: new Counter({ name: "iot_anomaly_events_in_total", help: "Events received by a node of the package.", labelNames: nodeLabels, registers: [registry] }),
-    eventsOut: new Counter({ name: "iot_anomaly_events_out_total", help: "Events a node sent on, produced or stored.", labelNames: nodeLabels, registers: [registry] }),
-    errors: new Counter({ name: "iot_anomaly_errors_total", help: "Messages a node completed with an error (invalid input, failed send or commit).", labelNames: nodeLabels, registers: [registry] }),
-    processing: new Histogram({
-      name: "iot_anomaly_processing_seconds",
-      help: "Time from a message's arrival in a node to its completion (for sinks and Kafka producers: until durable).",
-      labelNames: ["node_type"],
-      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
+    eventsIn: nodeCounter("iot_anomaly_events_in_total", "Events received by a node of the package.", (node) => node.takeReceived()),
+    eventsOut: nodeCounter("iot_anomaly_events_out_total", "Events a node sent on, produced or stored.", (node) => node.takeSent()),
+    errors: nodeCounter("iot_anomaly_errors_total", "Messages a node completed with an error (invalid input, failed send or commit).", (node) => node.takeErrors()),
+    processing,
     anomalies: new Counter({
       name: "iot_anomaly_anomalies_total",
       help: "Events flagged as anomalous, by sensor and detector.",
@@ -82,6 +100,7 @@ function createMetrics(): PackageMetrics {
     }),
     latestScores,
     newAnomalies,
+    liveNodes,
     servedBy: new WeakSet(),
   };
 }
@@ -91,37 +110,42 @@ function metrics(): PackageMetrics {
   return (holder[GLOBAL_KEY] ??= createMetrics());
 }
 
-/** Per-node counters and the processing-time histogram, with label children resolved once. */
+/** Per-node counts and the processing-time series; counts are plain fields handed to prom-client at scrape time. */
 export class NodeMetrics {
-  private readonly labels: LabelValues<"node_type" | "node_id" | "node_name">;
-  private readonly eventsIn;
-  private readonly eventsOut;
-  private readonly errors;
-  private readonly processing;
+  readonly labels: LabelValues<"node_type" | "node_id" | "node_name">;
+  private readonly processing: ProcessingSeries;
+  private receivedSinceScrape = 0;
+  private sentSinceScrape = 0;
+  private errorsSinceScrape = 0;
 
   constructor(node: Pick<Node, "id" | "name">, nodeType: string) {
     const all = metrics();
     this.labels = { node_type: nodeType, node_id: node.id, node_name: node.name ?? "" };
-    this.eventsIn = all.eventsIn.labels(this.labels);
-    this.eventsOut = all.eventsOut.labels(this.labels);
-    this.errors = all.errors.labels(this.labels);
-    this.processing = all.processing.labels({ node_type: nodeType });
+    this.processing = all.processing.forLabel(nodeType);
     // Every node's series exist from the start at 0, so a rate() or an error panel reads 0 rather than "no data".
-    this.eventsIn.inc(0);
-    this.eventsOut.inc(0);
-    this.errors.inc(0);
+    all.eventsIn.inc(this.labels, 0);
+    all.eventsOut.inc(this.labels, 0);
+    all.errors.inc(this.labels, 0);
+    // A redeploy creates the node again under the same id: take over what the old instance had not reported yet.
+    const previous = all.liveNodes.get(node.id);
+    if (previous !== undefined) {
+      this.receivedSinceScrape = previous.takeReceived();
+      this.sentSinceScrape = previous.takeSent();
+      this.errorsSinceScrape = previous.takeErrors();
+    }
+    all.liveNodes.set(node.id, this);
   }
 
   received(events: number): void {
-    if (events > 0) this.eventsIn.inc(events);
+    this.receivedSinceScrape += events;
   }
 
   sent(events: number): void {
-    if (events > 0) this.eventsOut.inc(events);
+    this.sentSinceScrape += events;
   }
 
   failed(count = 1): void {
-    this.errors.inc(count);
+    this.errorsSinceScrape += count;
   }
 
   /** Wraps a message's done(): its call observes the processing time and counts an error if it carries one. */
@@ -129,14 +153,36 @@ export class NodeMetrics {
     const started = performance.now();
     return ((error?: Error) => {
       this.processing.observe((performance.now() - started) / 1000);
-      if (error) this.errors.inc();
+      if (error) this.errorsSinceScrape++;
       done(error);
     }) as Done;
+  }
+
+  /** @internal Counts since the last scrape, for the registry's collect step. */
+  takeReceived(): number {
+    const count = this.receivedSinceScrape;
+    this.receivedSinceScrape = 0;
+    return count;
+  }
+
+  /** @internal */
+  takeSent(): number {
+    const count = this.sentSinceScrape;
+    this.sentSinceScrape = 0;
+    return count;
+  }
+
+  /** @internal */
+  takeErrors(): number {
+    const count = this.errorsSinceScrape;
+    this.errorsSinceScrape = 0;
+    return count;
   }
 
   /** A deleted node's series go with it (a redeploy of the same node keeps counting where it was). */
   remove(): void {
     const all = metrics();
+    if (all.liveNodes.get(this.labels.node_id as string) === this) all.liveNodes.delete(this.labels.node_id as string);
     all.eventsIn.remove(this.labels);
     all.eventsOut.remove(this.labels);
     all.errors.remove(this.labels);
