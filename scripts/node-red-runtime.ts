@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 
 export const repositoryRoot = resolve(__dirname, "..");
 const nodeRedEntry = require.resolve("node-red/red.js");
-const settingsFile = join(repositoryRoot, "flows", "settings.js");
+const defaultSettingsFile = join(repositoryRoot, "flows", "settings.js");
 
 export interface StartOptions {
   userDir: string;
@@ -15,6 +15,16 @@ export interface StartOptions {
   flows?: unknown[];
   port?: number;
   env?: Record<string, string>;
+  /** Variables of this process' environment the runtime must not inherit (e.g. a password a test checks without). */
+  unsetEnv?: string[];
+  /** Default: flows/settings.js (this package from the working copy). The container stack's checks pass its own. */
+  settingsFile?: string;
+  /** Flow file name in the user directory, passed as Node-RED's positional argument (like the image's $FLOWS). */
+  flowFile?: string;
+  /** Default: the repository. */
+  cwd?: string;
+  /** Resolve once the log matches (default /Started flows/); null: as soon as the process is spawned. */
+  readyPattern?: RegExp | null;
   /** Extra Node.js flags for the runtime, e.g. ["--cpu-prof"] when profiling a bench; default: $NODE_RED_NODE_ARGS. */
   nodeArgs?: string[];
   /** Echo the runtime's log to this process' stdout. */
@@ -33,6 +43,8 @@ export interface RunningNodeRed {
   stop(): Promise<number | null>;
   /** Crash: SIGKILL, nothing is flushed. */
   kill(): Promise<number | null>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
 }
 
 /**
@@ -60,9 +72,12 @@ export async function startNodeRed(options: StartOptions): Promise<RunningNodeRe
   mkdirSync(options.userDir, { recursive: true });
   if (options.flows) writeFileSync(join(options.userDir, "flows.json"), JSON.stringify(options.flows, null, 2));
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? defaultNodeArgs()), nodeRedEntry, "--userDir", options.userDir, "--settings", settingsFile], {
-    cwd: repositoryRoot,
-    env: { ...process.env, PORT: String(port), ...options.env },
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ...options.env };
+  for (const name of options.unsetEnv ?? []) delete env[name];
+  const nodeRedArgs = ["--userDir", options.userDir, "--settings", options.settingsFile ?? defaultSettingsFile, ...(options.flowFile ? [options.flowFile] : [])];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? defaultNodeArgs()), nodeRedEntry, ...nodeRedArgs], {
+    cwd: options.cwd ?? repositoryRoot,
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -107,9 +122,12 @@ export async function startNodeRed(options: StartOptions): Promise<RunningNodeRe
     waitForLog,
     stop: signal("SIGINT"),
     kill: signal("SIGKILL"),
+    exited,
   };
+  const readyPattern = options.readyPattern === undefined ? /Started flows/ : options.readyPattern;
+  if (readyPattern === null) return running;
   try {
-    await waitForLog(/Started flows/, options.startTimeoutMs ?? 60_000);
+    await waitForLog(readyPattern, options.startTimeoutMs ?? 60_000);
   } catch (error) {
     await running.kill();
     throw error;

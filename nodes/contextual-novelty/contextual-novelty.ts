@@ -1,7 +1,7 @@
 // Node-RED glue for the contextual-novelty detector (the `best` NAB configuration): config -> SensorNovelty,
 // msg -> processEvent, two outputs (every event / anomalies only), learnt patterns saved to a state file so a
 // restart neither starts a new warm-up nor announces a fault again.
-import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
 import type { SensorEvent } from "../../src/core/event";
 import {
   parseMetricRanges,
@@ -11,11 +11,13 @@ import {
   type SensorNoveltyOptions,
   type SensorNoveltySnapshot,
 } from "../../src/core/stream-detectors";
+import { listField, numberField } from "../../src/runtime/config-fields";
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { NodeMetrics, recordDetections, serveMetrics } from "../../src/runtime/metrics";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
 import { stateFile } from "../../src/runtime/state-directory";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
+import { ThrottledStatus } from "../../src/runtime/throttled-status";
 
 /** Editor fields as saved in the flow: numbers may arrive as text (or as text substituted from `${ENV}`). */
 interface ContextualNoveltyNodeDef extends NodeDef {
@@ -36,19 +38,11 @@ interface ContextualNoveltyNodeDef extends NodeDef {
 const SNAPSHOT_INTERVAL_MS = 5000;
 const STATUS_INTERVAL_MS = 500;
 
-/** Empty means "use the default"; numeric text becomes a number; anything else goes to the core as is, whose
- * validation error then quotes it. */
-function numberField(value: unknown): number | undefined {
-  if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
-  return value as number;
-}
-
 function optionsFromConfig(config: ContextualNoveltyNodeDef): SensorNoveltyOptions {
   const cooldown = String(config.cooldownRows ?? "").trim();
   const levels = String(config.levels ?? "").trim();
   return {
-    metrics: (config.metrics ?? "").split(",").map((metric) => metric.trim()).filter((metric) => metric.length > 0),
+    metrics: listField(config.metrics),
     ranges: parseMetricRanges(String(config.ranges ?? "")),
     rangeMode: (config.rangeMode || undefined) as NoveltyRangeMode | undefined,
     warmupRows: numberField(config.warmupRows),
@@ -102,8 +96,7 @@ export = function register(RED: NodeAPI) {
     let events = 0;
     let anomalies = 0;
     let estimatedWarned = detector.estimatedRangeMetrics.length;
-    let statusTimer: NodeJS.Timeout | undefined;
-    let statusShownAt = 0;
+    const status = new ThrottledStatus(node, STATUS_INTERVAL_MS);
     showStatus();
 
     node.on("input", (msg: NodeMessage, send, trackedDone) => {
@@ -131,15 +124,14 @@ export = function register(RED: NodeAPI) {
         send([withEvents(msg, input.events, input.batch), copyWithEvents(msg, flagged, input.batch)]);
       }
       if (input.error) return reportInvalidInput(node, input.error, done);
-      scheduleStatus();
+      status.soon(currentStatus);
       done();
     });
 
     node.on("close", (removed: boolean, done: () => void) => {
       if (removed) metrics.remove();
       // The state file is kept even when the node is removed or disabled: re-enabling it resumes what it learnt.
-      if (statusTimer) clearTimeout(statusTimer);
-      statusTimer = undefined;
+      status.stop();
       snapshots.stop();
       done();
     });
@@ -166,27 +158,18 @@ export = function register(RED: NodeAPI) {
       estimatedWarned = estimated.length;
     }
 
-    function showStatus(): void {
-      statusShownAt = Date.now();
+    function currentStatus(): NodeStatus {
       if (detector.readyDetectorCount === 0) {
         const { rows, hours } = detector.warmupProgress;
         const warmup = detector.config.warmupRows;
         // The rows first, then (with day parts) the rest of the first day of event time.
-        node.status(warming(rows < warmup ? t("status.warming", { rows, warmup }) : t("status.warmingDay", { hours: hours.toFixed(1) })));
-      } else {
-        node.status(running(t("status.running", { events: compactCount(events), anomalies: compactCount(anomalies) })));
+        return warming(rows < warmup ? t("status.warming", { rows, warmup }) : t("status.warmingDay", { hours: hours.toFixed(1) }));
       }
+      return running(t("status.running", { events: compactCount(events), anomalies: compactCount(anomalies) }));
     }
 
-    /** At most one status update per STATUS_INTERVAL_MS, and always one after the last message. */
-    function scheduleStatus(): void {
-      if (statusTimer) return;
-      const wait = statusShownAt + STATUS_INTERVAL_MS - Date.now();
-      if (wait <= 0) return showStatus();
-      statusTimer = setTimeout(() => {
-        statusTimer = undefined;
-        showStatus();
-      }, wait);
+    function showStatus(): void {
+      status.now(currentStatus());
     }
   }
 

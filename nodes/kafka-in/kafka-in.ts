@@ -8,7 +8,7 @@ import { settleWithin } from "../../src/core/kafka/client-support";
 import { checkConsumerOptions, checkTopicName, KafkaConfigError, type ConsumedRecord, type KafkaClientStatus, type KafkaEventConsumer, type OutgoingMessage } from "../../src/core/kafka";
 import { AckRegistry, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
-import { ThrottledStatus } from "../../src/runtime/kafka-status";
+import { ThrottledStatus } from "../../src/runtime/throttled-status";
 import { NodeMetrics, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 

@@ -7,7 +7,7 @@ import { EventValidationError, isFlaggedByAnyDetector } from "../../src/core/eve
 import { checkKeyField, checkSendOptions, checkTopicName, eventToMessage, type Acks, type Compression, type KafkaClientStatus, type OutgoingMessage } from "../../src/core/kafka";
 import { readEventMessage, reportInvalidInput } from "../../src/runtime/event-message";
 import { lookUpBroker, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
-import { ThrottledStatus } from "../../src/runtime/kafka-status";
+import { ThrottledStatus } from "../../src/runtime/throttled-status";
 import { compactCount, failed, idle, running, shorten, warming } from "../../src/runtime/status";
 import { NodeMetrics, serveMetrics } from "../../src/runtime/metrics";
 

@@ -1,7 +1,7 @@
 // Node-RED glue for the rolling k-sigma detector: config -> RollingSigma, msg -> processEvent, two outputs
 // (every event / anomalies only), windows and cool-downs saved to a state file so a restart neither starts a new
 // warm-up nor announces a fault again.
-import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
 import type { SensorEvent } from "../../src/core/event";
 import {
   RollingSigma,
@@ -9,11 +9,13 @@ import {
   type RollingSigmaSnapshot,
   type RollingSigmaSnapshotV1,
 } from "../../src/core/rolling-sigma";
+import { listField, numberField } from "../../src/runtime/config-fields";
 import { copyWithEvents, readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { PeriodicSnapshot } from "../../src/runtime/periodic-snapshot";
 import { stateFile } from "../../src/runtime/state-directory";
 import { NodeMetrics, recordDetections, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
+import { ThrottledStatus } from "../../src/runtime/throttled-status";
 
 /** Editor fields as saved in the flow: numbers may arrive as text (or as text substituted from `${ENV}`). */
 interface RollingSigmaNodeDef extends NodeDef {
@@ -37,14 +39,6 @@ interface RollingSigmaNodeDef extends NodeDef {
 const SNAPSHOT_INTERVAL_MS = 5000;
 const STATUS_INTERVAL_MS = 500;
 
-/** Empty means "use the default"; numeric text becomes a number; anything else goes to the core as is, whose
- * validation error then quotes it (`"k" must be a positive number … (got "abc")`). */
-function numberField(value: unknown): number | undefined {
-  if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
-  return value as number;
-}
-
 function optionsFromConfig(config: RollingSigmaNodeDef): RollingSigmaOptions {
   return {
     windowSize: numberField(config.windowSize),
@@ -57,7 +51,7 @@ function optionsFromConfig(config: RollingSigmaNodeDef): RollingSigmaOptions {
     windowSeconds: config.windowMode === "time" ? numberField(config.windowSeconds) : undefined,
     cooldownEvents: numberField(config.cooldownEvents),
     cooldownSeconds: numberField(config.cooldownSeconds),
-    metrics: (config.metrics ?? "").split(",").map((metric) => metric.trim()).filter((metric) => metric.length > 0),
+    metrics: listField(config.metrics),
   };
 }
 
@@ -104,8 +98,7 @@ export = function register(RED: NodeAPI) {
 
     let events = 0;
     let anomalies = 0;
-    let statusTimer: NodeJS.Timeout | undefined;
-    let statusShownAt = 0;
+    const status = new ThrottledStatus(node, STATUS_INTERVAL_MS);
     showStatus();
 
     node.on("input", (msg: NodeMessage, send, trackedDone) => {
@@ -131,15 +124,14 @@ export = function register(RED: NodeAPI) {
         send([withEvents(msg, input.events, input.batch), copyWithEvents(msg, flagged, input.batch)]);
       }
       if (input.error) return reportInvalidInput(node, input.error, done);
-      scheduleStatus();
+      status.soon(currentStatus);
       done();
     });
 
     node.on("close", (removed: boolean, done: () => void) => {
       if (removed) metrics.remove();
       // The state file is kept even when the node is removed or disabled: re-enabling it resumes its windows.
-      if (statusTimer) clearTimeout(statusTimer);
-      statusTimer = undefined;
+      status.stop();
       snapshots.stop();
       done();
     });
@@ -163,26 +155,13 @@ export = function register(RED: NodeAPI) {
       }
     }
 
-    function showStatus(): void {
-      statusShownAt = Date.now();
-      if (detector.readyWindowCount === 0) {
-        node.status(warming(t("status.warming")));
-      } else {
-        node.status(
-          running(t("status.running", { sensors: detector.sensorCount, events: compactCount(events), anomalies: compactCount(anomalies) })),
-        );
-      }
+    function currentStatus(): NodeStatus {
+      if (detector.readyWindowCount === 0) return warming(t("status.warming"));
+      return running(t("status.running", { sensors: detector.sensorCount, events: compactCount(events), anomalies: compactCount(anomalies) }));
     }
 
-    /** At most one status update per STATUS_INTERVAL_MS, and always one after the last message. */
-    function scheduleStatus(): void {
-      if (statusTimer) return;
-      const wait = statusShownAt + STATUS_INTERVAL_MS - Date.now();
-      if (wait <= 0) return showStatus();
-      statusTimer = setTimeout(() => {
-        statusTimer = undefined;
-        showStatus();
-      }, wait);
+    function showStatus(): void {
+      status.now(currentStatus());
     }
   }
 

@@ -1,5 +1,5 @@
-// Status painting for the Kafka nodes: state changes show at once, counters at most every 500 ms (status calls
-// cost, and a busy consumer would otherwise repaint per message).
+// Status painting without a status call per message: state changes show at once, counters at most every 500 ms
+// (status calls cost, and a busy node would otherwise repaint per message), the last one always shown.
 import type { Node, NodeStatus } from "node-red";
 
 export class ThrottledStatus {
