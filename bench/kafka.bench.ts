@@ -5,7 +5,7 @@ import { validateEvent, type SensorEvent } from "../src/core/event";
 import { KafkaEventConsumer } from "../src/core/kafka/consumer";
 import { OffsetTracker } from "../src/core/kafka/offset-tracker";
 import { KafkaEventProducer } from "../src/core/kafka/producer";
-import { eventToMessage, messageToEvent } from "../src/core/kafka/serialisation";
+import { eventToMessage, messageToEvents } from "../src/core/kafka/serialisation";
 import { createTopic, kafkaBrokers, uniqueName } from "../test/support/kafka-broker";
 import { median, printFigure, ratePerSecond, repeat } from "./measure";
 
@@ -68,7 +68,7 @@ export async function main(): Promise<void> {
   printFigure(await repeat("encode event -> Kafka message (JSON, key)", "events/s", RUNS, () => ratePerSecond(events.length, () => events.forEach((event) => eventToMessage(event)))));
   printFigure(
     await repeat("decode Kafka message -> validated event", "events/s", RUNS, () =>
-      ratePerSecond(encoded.length, () => encoded.forEach((value, offset) => messageToEvent(value, { topic: "t", partition: 0, offset: String(offset) }))),
+      ratePerSecond(encoded.length, () => encoded.forEach((value, offset) => messageToEvents(value, { topic: "t", partition: 0, offset: String(offset) }))),
     ),
   );
   printFigure(

@@ -36,6 +36,10 @@ interface PendingBatch {
   partition: number;
   events: SensorEvent[];
   offsets: number[];
+  /** Position of each event in its packed record, -1 for an event that is a record of its own. */
+  indexes: number[];
+  /** Whether any event of the batch comes from a packed record (then msg.kafka carries `indexes`). */
+  packed: boolean;
   keys: (string | null)[];
   timestamps: number[];
   headers: Record<string, string>[];
@@ -169,6 +173,7 @@ export = function register(RED: NodeAPI) {
         topic: current.topic,
         partition: current.partition,
         offsets: current.offsets,
+        ...(current.packed ? { indexes: current.indexes } : {}),
         keys: current.keys,
         timestamps: current.timestamps,
         headers: current.headers,
@@ -181,12 +186,13 @@ export = function register(RED: NodeAPI) {
               payload: current.events[0],
               key: current.keys[0],
               offset: current.offsets[0],
+              ...(current.packed ? { index: current.indexes[0] } : {}),
               timestamp: current.timestamps[0],
               headers: current.headers[0],
               kafka: kafkaMeta,
             }
           : { topic: current.topic, partition: current.partition, payload: current.events, kafka: kafkaMeta };
-      if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.acks);
+      if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.acks, current.packed ? current.indexes : undefined);
       received += current.events.length;
       metrics.sent(current.events.length);
       node.send([msg, null]);
@@ -238,7 +244,16 @@ export = function register(RED: NodeAPI) {
         {
           topic: record.topic,
           partition: record.partition,
-          payload: { raw: error.rawValue, error: error.message, field: error.field, topic: record.topic, partition: record.partition, offset: Number(record.offset), key: record.key },
+          payload: {
+            raw: error.rawValue,
+            error: error.message,
+            field: error.field,
+            topic: record.topic,
+            partition: record.partition,
+            offset: Number(record.offset),
+            ...(record.index === undefined ? {} : { index: record.index }),
+            key: record.key,
+          },
         },
       ]);
       if (deadLetterTopic === "" || !kafka) {
@@ -252,6 +267,7 @@ export = function register(RED: NodeAPI) {
           "x-source-partition": String(record.partition),
           "x-source-offset": record.offset,
         };
+        if (record.index !== undefined) headers["x-source-index"] = String(record.index);
         if (error.rawValue === null) headers["x-value-null"] = "true";
         deadLetters.push({ message: { key: record.key, value: error.rawValue ?? "", headers }, ack });
         if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
@@ -267,10 +283,15 @@ export = function register(RED: NodeAPI) {
       const delivery = deliveryOf(record);
       if (batch && (batch.delivery !== delivery || batch.partition !== record.partition || batch.topic !== record.topic)) flush();
       if (!batch) {
-        batch = { delivery, topic: record.topic, partition: record.partition, events: [], offsets: [], keys: [], timestamps: [], headers: [], acks: [] };
+        batch = { delivery, topic: record.topic, partition: record.partition, events: [], offsets: [], indexes: [], packed: false, keys: [], timestamps: [], headers: [], acks: [] };
       }
       batch.events.push(record.event);
       batch.offsets.push(Number(record.offset));
+      if (record.index === undefined) batch.indexes.push(-1);
+      else {
+        batch.indexes.push(record.index);
+        batch.packed = true;
+      }
       batch.keys.push(record.key);
       batch.timestamps.push(Number(record.timestamp));
       batch.headers.push(record.headers);

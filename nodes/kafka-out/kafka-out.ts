@@ -21,6 +21,8 @@ interface KafkaOutNodeDef extends NodeDef {
   compression?: Compression;
   /** "all" (default) or "flagged": only events a detector flagged; a message with none passes straight through. */
   select?: string;
+  /** "event" (default): one event per Kafka record; "packed": one JSON-array record per partition and request. */
+  records?: string;
 }
 
 type OutMessage = NodeMessageInFlow & { key?: unknown; headers?: unknown; sent?: { topic: string; count: number } };
@@ -86,9 +88,13 @@ export = function register(RED: NodeAPI) {
     let compression: Compression = "none";
     let keyField: string | null = "sensorId";
     const onlyFlagged = config.select === "flagged";
+    const pack = config.records === "packed";
     try {
       if (config.select && config.select !== "all" && config.select !== "flagged") {
         throw new EventValidationError("select", `"select" must be "all" or "flagged" (got ${JSON.stringify(config.select)})`);
+      }
+      if (config.records && config.records !== "event" && config.records !== "packed") {
+        throw new EventValidationError("records", `"records" must be "event" or "packed" (got ${JSON.stringify(config.records)})`);
       }
       const found = lookUpBroker((id) => RED.nodes.getNode(id), config.broker);
       if (found instanceof Error) throw found;
@@ -163,7 +169,7 @@ export = function register(RED: NodeAPI) {
       }
       let request: Promise<unknown>;
       try {
-        request = kafka.producer().sendMessages(first.topic, messages, { acks, compression });
+        request = kafka.producer().sendMessages(first.topic, messages, { acks, compression, pack });
       } catch (error) {
         request = Promise.reject(error);
       }

@@ -17,10 +17,18 @@ export interface KafkaMessageMeta {
   topic: string;
   partition: number;
   offsets: number[];
+  /**
+   * Parallel to `offsets` when the message holds events of packed records: the event's position in its record, -1
+   * for an event that is a record of its own. Absent when no event of the message comes from a packed record.
+   */
+  indexes?: number[];
   keys: (string | null)[];
   timestamps: number[];
   headers: Record<string, string>[];
 }
+
+/** The ack of a one-event record, or the acks of a packed record's events still in the flow, by position. */
+export type PendingAck = (() => void) | Map<number, () => void>;
 
 /** One delivery of one partition: the acks of its events still in the flow, by offset. */
 export interface PartitionDelivery {
@@ -28,7 +36,7 @@ export interface PartitionDelivery {
   readonly coreGeneration: number;
   /** Our token for it, unique in this process: a redeployed node never reuses one. */
   readonly token: number;
-  readonly pending: Map<number, () => void>;
+  readonly pending: Map<number, PendingAck>;
 }
 
 /** Shared by every kafka-in of the runtime, so a token is never handed out twice, not even across redeploys. */
@@ -50,10 +58,22 @@ export class AckRegistry {
     return delivery;
   }
 
-  /** Keeps the acks of events sent in one message until that message comes back. */
-  hold(delivery: PartitionDelivery, offsets: number[], acks: Array<() => void>): void {
+  /** Keeps the acks of events sent in one message until that message comes back (`indexes` as in KafkaMessageMeta). */
+  hold(delivery: PartitionDelivery, offsets: number[], acks: Array<() => void>, indexes?: number[]): void {
     const pending = delivery.pending;
-    for (let index = 0; index < offsets.length; index++) pending.set(offsets[index], acks[index]);
+    for (let item = 0; item < offsets.length; item++) {
+      const position = indexes === undefined ? -1 : indexes[item];
+      if (position < 0) {
+        pending.set(offsets[item], acks[item]);
+        continue;
+      }
+      let slots = pending.get(offsets[item]);
+      if (typeof slots !== "object") {
+        slots = new Map();
+        pending.set(offsets[item], slots);
+      }
+      slots.set(position, acks[item]);
+    }
   }
 
   /**
@@ -62,16 +82,27 @@ export class AckRegistry {
    */
   acknowledge(meta: unknown): number {
     if (meta === null || typeof meta !== "object") return 0;
-    const { consumer, generation, topic, partition, offsets } = meta as Partial<KafkaMessageMeta>;
+    const { consumer, generation, topic, partition, offsets, indexes } = meta as Partial<KafkaMessageMeta>;
     if (consumer !== this.consumerId || !Array.isArray(offsets)) return 0;
     const delivery = this.deliveries.get(`${partition}:${topic}`);
     if (!delivery || delivery.token !== generation) return 0;
     let acknowledged = 0;
     const pending = delivery.pending;
-    for (const offset of offsets) {
-      const ack = pending.get(offset);
-      if (ack === undefined) continue;
-      pending.delete(offset);
+    for (let item = 0; item < offsets.length; item++) {
+      const offset = offsets[item];
+      const entry = pending.get(offset);
+      if (entry === undefined) continue;
+      let ack: (() => void) | undefined;
+      if (typeof entry === "function") {
+        ack = entry;
+        pending.delete(offset);
+      } else {
+        const position = Array.isArray(indexes) ? indexes[item] : undefined;
+        ack = position === undefined ? undefined : entry.get(position);
+        if (ack === undefined) continue;
+        entry.delete(position!);
+        if (entry.size === 0) pending.delete(offset);
+      }
       ack();
       acknowledged++;
     }

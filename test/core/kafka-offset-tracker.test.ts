@@ -48,6 +48,19 @@ describe("core/kafka/offset-tracker", () => {
     assert.deepEqual(commitPoints(tracker), { 0: 25 }, "markers after the last message need no ack");
   });
 
+  it("counts a packed record's events in flight, and lets a revoke release them", () => {
+    const tracker = new OffsetTracker();
+    const packed = tracker.track("t", 0, 0, 250);
+    tracker.track("t", 0, 1);
+    tracker.track("t", 1, 0, 40);
+    assert.equal(tracker.inFlight, 291, "events, not records");
+    assert.equal(tracker.ack(packed), true);
+    assert.equal(tracker.inFlight, 41);
+    assert.equal(tracker.acksSinceCommit, 250);
+    tracker.revoke("t", 1);
+    assert.equal(tracker.inFlight, 1);
+  });
+
   it("keeps partitions independent", () => {
     const tracker = new OffsetTracker();
     const p0 = [0, 1].map((offset) => tracker.track(T, 0, offset));

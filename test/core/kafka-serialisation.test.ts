@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { validateEvent } from "../../src/core/event";
-import { checkKeyField, eventToMessage, headersText, KafkaDecodeError, messageToEvent } from "../../src/core/kafka/serialisation";
+import { checkKeyField, eventToMessage, headersText, KafkaDecodeError, messageToEvents, packMessages, type OutgoingMessage } from "../../src/core/kafka/serialisation";
 
 const source = { topic: "sensor-events", partition: 2, offset: "41" };
 const event = () => validateEvent({ sensorId: "pump-7", timestamp: 1_700_000_000_000, readings: { vibration: 2.5, temperature: 41.3 } });
 
 function decodeError(value: Buffer | string | null): KafkaDecodeError {
-  const result = messageToEvent(value, source, "pump-7");
+  const results = messageToEvents(value, source, "pump-7");
+  assert.equal(results.length, 1, "expected one result");
+  const result = results[0];
   assert.equal(result.ok, false, "expected an error result");
   return (result as { ok: false; error: KafkaDecodeError }).error;
 }
@@ -29,7 +31,7 @@ describe("core/kafka/serialisation", () => {
     const original = event();
     original.detectors = { rolling3Sigma: { anomaly: true, ready: true, metrics: { vibration: { mean: 1, std: 0.1, z: 15, flag: true } } } };
     const message = eventToMessage(original);
-    const decoded = messageToEvent(Buffer.from(message.value), source, message.key);
+    const [decoded] = messageToEvents(Buffer.from(message.value), source, message.key);
     assert.equal(decoded.ok, true);
     assert.deepEqual(decoded.ok && decoded.event, original);
   });
@@ -63,10 +65,29 @@ describe("core/kafka/serialisation", () => {
     assert.equal(decodeError(JSON.stringify({ timestamp: 1, readings: { a: 1 } })).field, "sensorId");
   });
 
-  it("refuses an array: one event per Kafka message", () => {
-    const error = decodeError(JSON.stringify([event(), event()]));
+  it("reads a packed record (a JSON array) as its events in order; a bad element spoils only itself", () => {
+    const first = event();
+    const third = { ...event(), timestamp: 1_700_000_000_100 };
+    const results = messageToEvents(JSON.stringify([first, { sensorId: "pump-7", timestamp: 1, readings: { vibration: "n/a" } }, third]), source, null);
+    assert.equal(results.length, 3);
+    assert.deepEqual(results[0].ok && results[0].event, first);
+    assert.deepEqual(results[2].ok && results[2].event, third);
+    const bad = results[1];
+    assert.equal(bad.ok, false);
+    const error = (bad as { error: KafkaDecodeError }).error;
+    assert.equal(error.index, 1);
+    assert.equal(error.field, "readings.vibration");
+    assert.match(error.message, /^sensor-events\[2\]@41 #1: reading "vibration" is not a number/);
+    // The element's own JSON, not the whole record, is what a dead-letter topic gets.
+    assert.deepEqual(JSON.parse(error.rawValue!), { sensorId: "pump-7", timestamp: 1, readings: { vibration: "n/a" } });
+    assert.equal(error.toJSON().index, 1);
+  });
+
+  it("refuses an empty array: a packed record holds at least one event", () => {
+    const error = decodeError("[]");
     assert.equal(error.field, "payload");
-    assert.match(error.message, /one event per Kafka message \(got an array of 2\)/);
+    assert.equal(error.index, null);
+    assert.match(error.message, /empty array/);
   });
 
   it("refuses a value over the JSON size limit without parsing it", () => {
@@ -93,5 +114,49 @@ describe("core/kafka/serialisation", () => {
   it("turns kafkajs header buffers into text", () => {
     assert.deepEqual(headersText({ a: Buffer.from("x"), b: [Buffer.from("1"), "2"], c: undefined }), { a: "x", b: "1,2" });
     assert.deepEqual(headersText(undefined), {});
+  });
+
+  describe("packMessages", () => {
+    const message = (sensorId: string, timestamp: number, headers?: Record<string, string>): OutgoingMessage =>
+      eventToMessage(validateEvent({ sensorId, timestamp, readings: { vibration: 1 } }), { headers });
+    // Stand-in for the producer's partitioner: pump-1 and pump-3 share partition 1.
+    const partitionOf = (key: string) => ({ "pump-1": 1, "pump-2": 0, "pump-3": 1 })[key]!;
+    const timestamps = (record: OutgoingMessage) => (JSON.parse(record.value) as Array<{ sensorId: string; timestamp: number }>).map((item) => `${item.sensorId}@${item.timestamp}`);
+
+    it("packs the events of each partition into one keyless record, in the order they came", () => {
+      const records = packMessages([message("pump-1", 1), message("pump-2", 2), message("pump-3", 3), message("pump-1", 4)], partitionOf);
+      assert.equal(records.length, 2);
+      assert.deepEqual(
+        records.map((record) => [record.partition, record.key, timestamps(record)]),
+        [
+          [1, null, ["pump-1@1", "pump-3@3", "pump-1@4"]],
+          [0, null, ["pump-2@2"]],
+        ],
+      );
+      // What comes out is what a consumer reads back.
+      const decoded = messageToEvents(records[0].value, source).map((result) => result.ok && result.event.timestamp);
+      assert.deepEqual(decoded, [1, 3, 4]);
+    });
+
+    it("keeps events with different headers in different records", () => {
+      const records = packMessages([message("pump-1", 1, { site: "a" }), message("pump-1", 2, { site: "b" }), message("pump-1", 3, { site: "a" })], partitionOf);
+      assert.deepEqual(
+        records.map((record) => [record.headers?.site, timestamps(record)]),
+        [
+          ["a", ["pump-1@1", "pump-1@3"]],
+          ["b", ["pump-1@2"]],
+        ],
+      );
+    });
+
+    it("cuts a record at the size limit, keeping order; keyless events go out without a partition", () => {
+      const many = Array.from({ length: 10 }, (_, index) => message("pump-1", index));
+      const size = many[0].value.length + 1;
+      const records = packMessages(many, partitionOf, 2 + size * 4);
+      assert.deepEqual(records.map((record) => timestamps(record).length), [4, 4, 2]);
+      assert.deepEqual(records.flatMap(timestamps), many.map((_, index) => `pump-1@${index}`));
+      const keyless = packMessages([{ key: null, value: "{}" }, { key: null, value: "{}" }], partitionOf);
+      assert.deepEqual(keyless, [{ key: null, value: "[{},{}]", events: 2 }]);
+    });
   });
 });

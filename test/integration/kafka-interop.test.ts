@@ -15,6 +15,7 @@ import {
   pollUntil,
   queryRows,
   Runtimes,
+  readTopicEvents,
   topicMessageCount,
   uniqueName,
   waitForRows,
@@ -65,6 +66,24 @@ function kcatConsume(brokers: string, topic: string): Promise<KcatMessage[]> {
         resolve(messages);
       },
     );
+  });
+}
+
+/** kcat as a consumer, with each message's partition: `partition<TAB>value` per message. */
+function kcatConsumeWithPartition(brokers: string, topic: string): Promise<Array<{ partition: number; value: string }>> {
+  return new Promise((resolve, reject) => {
+    execFile(KCAT, ["-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%p\t%s\n"], { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`kcat -C failed: ${error.message}\n${stderr}`));
+      resolve(
+        stdout
+          .split("\n")
+          .filter((line) => line !== "")
+          .map((line) => {
+            const [partition, ...value] = line.split("\t");
+            return { partition: Number(partition), value: value.join("\t") };
+          }),
+      );
+    });
   });
 }
 
@@ -155,7 +174,8 @@ describe("integration: Kafka interop with kcat (librdkafka)", function () {
   it("kcat consumes what kafka-out produced from the Bronze flow: JSON events keyed by sensor id", async () => {
     const EVENTS = 1000;
     const topic = await createTopic("kcat.out", 3);
-    const flow = configureFlow(loadExample("bronze"), { kafkaOut: { topic }, sim: { seed: 21, stations: 7, ratePerStation: 1000, batchSize: 100, limit: EVENTS } });
+    // One event per record, as a consumer that is not this package expects (the shipped Bronze packs: next test).
+    const flow = configureFlow(loadExample("bronze"), { kafkaOut: { topic, records: "event" }, sim: { seed: 21, stations: 7, ratePerStation: 1000, batchSize: 100, limit: EVENTS } });
     const runtime = await runtimes.start(runtimes.userDir("kcat-out"), flow);
     const produced = await pollUntil(
       () => topicMessageCount(topic),
@@ -176,5 +196,35 @@ describe("integration: Kafka interop with kcat (librdkafka)", function () {
     }
     assert.equal(ids.size, EVENTS, "each event once");
     assert.equal(sensors.size, 7);
+  });
+
+  it("kcat consumes the shipped Bronze flow's packed records: JSON arrays of events, each sensor on one partition", async () => {
+    const EVENTS = 1000;
+    const topic = await createTopic("kcat.packed", 3);
+    const flow = configureFlow(loadExample("bronze"), { kafkaOut: { topic }, sim: { seed: 22, stations: 7, ratePerStation: 1000, batchSize: 100, limit: EVENTS } });
+    const runtime = await runtimes.start(runtimes.userDir("kcat-packed"), flow);
+    const produced = await pollUntil(
+      async () => (await readTopicEvents(topic)).length,
+      (n) => n >= EVENTS,
+      30_000,
+    );
+    assert.equal(produced, EVENTS, `kafka-out produced ${produced} of ${EVENTS} events\n${logTails({ runtime })}`);
+
+    const messages = await kcatConsumeWithPartition(brokers, topic);
+    assert.ok(messages.length < EVENTS / 5, `${messages.length} records for ${EVENTS} events: packed`);
+    const ids = new Set<string>();
+    const partitionOf = new Map<string, number>();
+    for (const message of messages) {
+      const value = JSON.parse(message.value) as unknown;
+      // The first event the producer sends to a topic goes alone, unpacked; every other record is an array.
+      const events = (Array.isArray(value) ? value : [value]).map((item) => validateEvent(item));
+      for (const event of events) {
+        ids.add(event.eventId);
+        assert.equal(partitionOf.get(event.sensorId) ?? message.partition, message.partition, `${event.sensorId} stays on one partition`);
+        partitionOf.set(event.sensorId, message.partition);
+      }
+    }
+    assert.equal(ids.size, EVENTS, "each event once");
+    assert.equal(partitionOf.size, 7);
   });
 });

@@ -219,6 +219,39 @@ describe("iot-kafka-in node (real broker)", function () {
     await eventually(() => committedOffsets(groupId, topic), (offsets) => offsets.get(0) === 5, "offsets committed past the invalid values");
   });
 
+  it("reads packed records (JSON arrays) event by event; a bad event goes to output 2 with its index; commits once all are back", async () => {
+    const topic = await createTopic("in-packed", 1);
+    const bad = { sensorId: "pump-1", timestamp: T0, readings: { vibration: "n/a" } };
+    await produceRaw(topic, [
+      { key: null, value: `[${eventJson("pump-0", 0)},${eventJson("pump-1", 1)},${eventJson("pump-0", 2)}]` },
+      { key: "pump-2", value: eventJson("pump-2", 3) },
+      { key: null, value: `[${eventJson("pump-0", 4)},${JSON.stringify(bad)},${eventJson("pump-1", 5)}]` },
+    ]);
+    const groupId = uniqueName("in-packed");
+    const { node, events, invalid } = await start({ topics: topic, groupId, batchSize: 2 });
+    const messages = await events.take(3, "three messages of up to two events");
+    assert.deepEqual(
+      messages.map((msg) => [msg.payload.map((event: { timestamp: number }) => event.timestamp - T0), msg.kafka.offsets, msg.kafka.indexes]),
+      [
+        [[0, 1000], [0, 0], [0, 1]],
+        [[2000, 3000], [0, 1], [2, -1]],
+        [[4000, 5000], [2, 2], [0, 2]],
+      ],
+      "events in order; a packed record's events share its offset and carry their index",
+    );
+    const rejected = (await invalid.next("the bad event")).payload;
+    assert.deepEqual([rejected.offset, rejected.index, rejected.field, JSON.parse(rejected.raw)], [2, 1, "readings.vibration", bad]);
+
+    // Acknowledging all but the first record's last event commits nothing: the record is not finished.
+    node.receive({ kafka: { ...messages[0].kafka } });
+    node.receive({ kafka: { ...messages[2].kafka } });
+    node.receive({ kafka: { ...messages[1].kafka, offsets: [1], indexes: [-1] } });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(total(await committedOffsets(groupId, topic)), 0, "offset 0 waits for its third event");
+    node.receive({ kafka: messages[1].kafka });
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => offsets.get(0) === 3, "every record committed once all its events are back");
+  });
+
   it("writes invalid values to the dead-letter topic with the error and where they came from", async () => {
     const topic = await createTopic("in-dlq-source", 1);
     const deadLetterTopic = await createTopic("in-dlq", 1);
@@ -338,6 +371,23 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     assert.deepEqual(again.acked, [], "the late acknowledgement of the old copies does not finish the new ones");
     assert.equal(registry.acknowledge({ consumer: "in-1", generation: second.token, topic: "iot.raw", partition: 0, offsets: [0, 1] }), 2);
     assert.deepEqual(again.acked, [0, 1]);
+  });
+
+  it("acknowledges the events of a packed record one by one, across messages, each once", () => {
+    const registry = new AckRegistry("in-1");
+    const delivery = registry.deliveryFor("iot.raw", 0, 1);
+    const acked: string[] = [];
+    const ack = (name: string) => () => acked.push(name);
+    // Offset 7 is a packed record of three events, split over two messages; offset 8 is a record of one event.
+    registry.hold(delivery, [7, 7], [ack("7#0"), ack("7#1")], [0, 1]);
+    registry.hold(delivery, [7, 8], [ack("7#2"), ack("8")], [2, -1]);
+    const meta = (offsets: number[], indexes?: number[]) => ({ consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets, indexes });
+    assert.equal(registry.acknowledge(meta([7, 8], [2, -1])), 2);
+    assert.equal(registry.acknowledge(meta([7, 8], [2, -1])), 0, "a repeated acknowledgement changes nothing");
+    assert.equal(registry.acknowledge(meta([7])), 0, "an event of a packed record needs its index");
+    assert.equal(registry.acknowledge(meta([7, 7], [0, 1])), 2);
+    assert.deepEqual(acked, ["7#2", "8", "7#0", "7#1"]);
+    assert.equal(delivery.pending.size, 0, "nothing left once every event is back");
   });
 
   it("never reuses a token, not even in a node redeployed with the same id", () => {

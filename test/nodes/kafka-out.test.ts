@@ -113,6 +113,37 @@ describe("iot-kafka-out node (real broker)", function () {
     assert.equal([...ends.values()].reduce((sum, end) => sum + end, 0), 500, "all 500 events are on the topic");
   });
 
+  it("with records 'packed' writes a partition's events as one JSON-array record, on the partition their key hashes to", async () => {
+    const unpacked = await createTopic("out-unpacked", 3);
+    const packed = await createTopic("out-packed", 3);
+    const batch = Array.from({ length: 300 }, (_, index) => event(index % 12, index));
+    const reference = await start({ topic: unpacked }, { inTopic: unpacked });
+    reference.out.receive({ payload: batch });
+    await reference.sent.next("the unpacked batch acknowledged");
+    const partitionOf = new Map((await reference.events!.take(300, "the unpacked events")).map((msg) => [msg.payload.sensorId as string, msg.partition as number]));
+    await helper.unload();
+
+    const { out, sent, events } = await start({ topic: packed, records: "packed" }, { inTopic: packed });
+    out.receive({ payload: batch });
+    assert.deepEqual((await sent.next("the first batch acknowledged")).sent, { topic: packed, count: 300 });
+    out.receive({ payload: Array.from({ length: 300 }, (_, index) => event(index % 12, 300 + index)) });
+    assert.deepEqual((await sent.next("the second batch acknowledged")).sent, { topic: packed, count: 300 });
+    // The producer's first send to a topic carries one event on its own (it learns the partition count); then at
+    // most one record per partition and send.
+    const records = [...(await endOffsets(packed)).values()].reduce((sum, end) => sum + end, 0);
+    assert.ok(records <= 1 + 3 + 3, `${records} records for 600 events`);
+
+    const received = await events!.take(600, "every event through kafka-in");
+    const lastTimestamp = new Map<string, number>();
+    for (const msg of received.slice(300)) {
+      const sensor = msg.payload.sensorId as string;
+      assert.equal(msg.partition, partitionOf.get(sensor), `${sensor} is on the partition its key hashes to`);
+      assert.ok((lastTimestamp.get(sensor) ?? -Infinity) < msg.payload.timestamp, `${sensor}'s events arrive in order`);
+      lastTimestamp.set(sensor, msg.payload.timestamp);
+    }
+    assert.equal(new Set(received.map((msg) => msg.payload.eventId)).size, 600, "every event once");
+  });
+
   it("with select 'flagged' writes only flagged events and still passes every message on whole, flagged or not", async () => {
     const topic = await createTopic("out-flagged", 3);
     const { sent } = await start({ topic, select: "flagged" });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Kafka, logLevel, type IHeaders, type KafkaMessage } from "kafkajs";
 import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
-import { createTopic, kafkaBrokers, uniqueName } from "./kafka-broker";
+import { committedOffsets, createTopic, endOffsets, kafkaBrokers, uniqueName } from "./kafka-broker";
 
 export interface FlowNode {
   id: string;
@@ -149,9 +149,13 @@ export class Runtimes {
     return runtime;
   }
 
-  /** SIGKILL every runtime still running, then remove the user directories. */
+  /**
+   * SIGKILL every runtime still running, then remove the user directories. A runtime started with --cpu-prof in
+   * NODE_RED_NODE_ARGS is stopped gracefully instead, as Node.js writes the profile only on a normal exit.
+   */
   async cleanup(): Promise<void> {
-    await Promise.all([...this.running].map((runtime) => runtime.kill()));
+    const profiling = (process.env.NODE_RED_NODE_ARGS ?? "").includes("--cpu-prof");
+    await Promise.all([...this.running].map((runtime) => (profiling ? runtime.stop() : runtime.kill())));
     this.running.clear();
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
@@ -220,7 +224,7 @@ function adminKafka(brokers: string): Kafka {
   return new Kafka({ clientId: "iot-anomaly-e2e", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
 }
 
-/** Messages on a topic (high minus low watermark over all partitions); 0 if the topic does not exist yet. */
+/** Records on a topic (high minus low watermark over all partitions; a packed record counts once); 0 if the topic does not exist yet. */
 export async function topicMessageCount(topic: string): Promise<number> {
   const admin = adminKafka(await kafkaBrokers()).admin();
   await admin.connect();
@@ -307,6 +311,72 @@ export async function readTopic(topic: string, expected: number, timeoutMs = 30_
     await consumer.disconnect();
   }
   return messages;
+}
+
+/**
+ * Waits until the group has committed every partition of the topic up to its end (a restart would read nothing
+ * again); returns the offsets committed and the end offsets, as "partition:offset" lists, for the assertion.
+ */
+export async function waitForCommitsToEnd(groupId: string, topic: string, timeoutMs = 15_000): Promise<{ committed: string; ends: string }> {
+  const describe = (offsets: Map<number, number>) => [...offsets].sort(([a], [b]) => a - b).map(([partition, offset]) => `${partition}:${offset}`).join(" ");
+  return pollUntil(
+    async () => ({ committed: describe(await committedOffsets(groupId, topic)), ends: describe(await endOffsets(topic)) }),
+    ({ committed, ends }) => committed === ends,
+    timeoutMs,
+  );
+}
+
+export interface TopicEvent {
+  partition: number;
+  offset: number;
+  /** Position in a packed record (a JSON-array value); -1 for a record of one event. */
+  index: number;
+  key: string | null;
+  event: { eventId: string; sensorId: string; timestamp: number } & Record<string, unknown>;
+}
+
+/**
+ * Every event on a topic as it stands now (up to the end offsets at the call), one-event and packed records alike,
+ * read with plain kafkajs in a fresh group. Topic counts in events, where topicMessageCount counts records.
+ */
+export async function readTopicEvents(topic: string, timeoutMs = 30_000): Promise<TopicEvent[]> {
+  const kafka = adminKafka(await kafkaBrokers());
+  const admin = kafka.admin();
+  await admin.connect();
+  let ends: Map<number, number>;
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return [];
+    ends = new Map((await admin.fetchTopicOffsets(topic)).map(({ partition, high }) => [partition, Number(high)]));
+  } finally {
+    await admin.disconnect();
+  }
+  const events: TopicEvent[] = [];
+  const waiting = new Set([...ends].filter(([, end]) => end > 0).map(([partition]) => partition));
+  if (waiting.size === 0) return events;
+  const consumer = kafka.consumer({ groupId: uniqueName("e2e-events"), sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let finish: () => void = () => undefined;
+    const complete = new Promise<void>((resolve) => (finish = resolve));
+    await consumer.run({
+      eachMessage: async ({ partition, message }: { partition: number; message: KafkaMessage }) => {
+        const offset = Number(message.offset);
+        if (offset >= ends.get(partition)!) return;
+        const key = message.key === null ? null : message.key.toString();
+        const value = JSON.parse(message.value!.toString()) as TopicEvent["event"] | TopicEvent["event"][];
+        if (Array.isArray(value)) value.forEach((event, index) => events.push({ partition, offset, index, key, event }));
+        else events.push({ partition, offset, index: -1, key, event: value });
+        if (offset === ends.get(partition)! - 1) waiting.delete(partition);
+        if (waiting.size === 0) finish();
+      },
+    });
+    const timedOut = await Promise.race([complete.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs))]);
+    if (timedOut) throw new Error(`reading ${topic}: partitions ${[...waiting].join(", ")} not read to their end within ${timeoutMs} ms`);
+  } finally {
+    await consumer.disconnect();
+  }
+  return events;
 }
 
 export { kafkaBrokers, uniqueName, createTopic };

@@ -8,7 +8,7 @@ import { Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from "
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
 import { OffsetTracker, type TrackedOffset } from "./offset-tracker";
-import { bufferText, headersText, messageToEvent } from "./serialisation";
+import { bufferText, headersText, messageToEvents, type DecodeResult } from "./serialisation";
 import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, PartitionLag, StopOptions } from "./types";
 
 export interface ConsumerOptions {
@@ -241,8 +241,9 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
           if (this.stopping || !isRunning() || isStale()) return;
         }
         const message = messages[index];
-        const tracked = this.tracker.track(topic, partition, message.offset);
-        this.deliver(topic, partition, message, tracked);
+        const decoded = messageToEvents(message.value, { topic, partition, offset: message.offset }, bufferText(message.key));
+        const tracked = this.tracker.track(topic, partition, message.offset, decoded.length);
+        this.deliver(topic, partition, message, decoded, tracked);
         lastDelivered = message.offset;
       }
       // Everything up to the batch's end is handed out (transaction markers after the last message need no ack).
@@ -255,25 +256,38 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     }
   }
 
-  private deliver(topic: string, partition: number, message: KafkaMessage, tracked: TrackedOffset): void {
+  /**
+   * Hands a record's events to the handler: one for a one-event record, each event of a packed record with its index.
+   * Each event has its own ack; the record (its offset) is finished once every one of its events is acked.
+   */
+  private deliver(topic: string, partition: number, message: KafkaMessage, decoded: DecodeResult[], tracked: TrackedOffset): void {
     const key = bufferText(message.key);
-    const decoded = messageToEvent(message.value, { topic, partition, offset: message.offset }, key);
     const headers = headersText(message.headers);
-    const record: ConsumedRecord = decoded.ok
-      ? { ok: true, event: decoded.event, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers, generation: tracked.generation }
-      : { ok: false, error: decoded.error, topic, partition, offset: message.offset, key, timestamp: message.timestamp, headers, generation: tracked.generation };
-    let acked = false;
-    const ack = (): void => {
-      if (acked) return;
-      acked = true;
-      this.onAck(tracked);
-    };
-    try {
-      this.handler!(record, ack);
-    } catch (error) {
-      // A throwing handler must not stall the partition (its offset could never be committed) nor reach kafkajs.
-      this.problem("handler", error);
-      ack();
+    const first = decoded[0];
+    // A JSON array is a packed record, even of one event; an array that failed as a whole (empty, too large) is not.
+    const packed = decoded.length > 1 || (isPackedValue(message.value) && (first.ok || first.error.index !== null));
+    let unacked = decoded.length;
+    for (let index = 0; index < decoded.length; index++) {
+      const result = decoded[index];
+      const { offset, timestamp } = message;
+      const generation = tracked.generation;
+      const record: ConsumedRecord = result.ok
+        ? { ok: true, event: result.event, topic, partition, offset, key, timestamp, headers, generation }
+        : { ok: false, error: result.error, topic, partition, offset, key, timestamp, headers, generation };
+      if (packed) record.index = index;
+      let acked = false;
+      const ack = (): void => {
+        if (acked) return;
+        acked = true;
+        if (--unacked === 0) this.onAck(tracked);
+      };
+      try {
+        this.handler!(record, ack);
+      } catch (error) {
+        // A throwing handler must not stall the partition (its offset could never be committed) nor reach kafkajs.
+        this.problem("handler", error);
+        ack();
+      }
     }
   }
 
@@ -387,4 +401,15 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     await settleWithin(this.running, 1000);
     this.setStatus("stopped");
   }
+}
+
+/** Whether a record's value is a JSON array (a packed record, possibly of one event): its first non-blank byte is "[". */
+function isPackedValue(value: Buffer | null): boolean {
+  if (value === null) return false;
+  for (let index = 0; index < value.length; index++) {
+    const byte = value[index];
+    if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
+    return byte === 0x5b;
+  }
+  return false;
 }

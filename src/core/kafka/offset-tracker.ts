@@ -23,12 +23,14 @@ export interface TrackedOffset {
   readonly offset: number;
   /** Generation of the partition's bookkeeping this delivery belongs to (PartitionState.generation). */
   readonly generation: number;
+  /** Events the message holds (more than 1 for a packed record): what it weighs in `inFlight`. */
+  readonly events: number;
   /** @internal the partition state the offset belongs to */
   readonly state: PartitionState;
 }
 
 export interface OffsetTrackerOptions {
-  /** Commit once this many acks have come in since the last commit (default 1000). */
+  /** Commit once this many events have been acked since the last commit (default 1000). */
   commitEveryAcks?: number;
   /** Otherwise commit finished offsets at most this long after they finished (default 1000 ms). */
   commitIntervalMs?: number;
@@ -43,6 +45,8 @@ export class PartitionState {
   private done: boolean[] = [];
   private head = 0;
   unfinished = 0;
+  /** Events of the unfinished messages (a packed record counts each of its events). */
+  unfinishedEvents = 0;
   /** Next offset after everything handed out (or skipped); null before the first message. */
   end: number | null = null;
   /** Last offset committed for this partition in this assignment (next offset to read); null if none yet. */
@@ -157,12 +161,12 @@ export class OffsetTracker {
     this.lastCommitAt = now;
   }
 
-  /** Messages handed out and not yet acked, over all partitions. */
+  /** Events handed out and not yet acked, over all partitions (a packed record weighs its event count). */
   get inFlight(): number {
     return this.inFlightCount;
   }
 
-  /** Acks counted since the last `takeCommit`. */
+  /** Events acked since the last `takeCommit`. */
   get acksSinceCommit(): number {
     return this.acksSinceLastCommit;
   }
@@ -170,7 +174,7 @@ export class OffsetTracker {
   /** Records that the message at `offset` was handed downstream. Offsets of a partition must come in ascending order;
    *  an offset at or before one already handed out means the client rewound (seek, rebalance): the partition's
    *  bookkeeping starts over and acks of the earlier deliveries are ignored. */
-  track(topic: string, partition: number, offset: string | number): TrackedOffset {
+  track(topic: string, partition: number, offset: string | number, events = 1): TrackedOffset {
     const value = toOffsetNumber(offset, topic, partition);
     let state = this.lastState;
     if (state === null || state.partition !== partition || state.topic !== topic || state.revoked) {
@@ -186,16 +190,18 @@ export class OffsetTracker {
     }
     this.lastState = state;
     state.track(value);
-    this.inFlightCount++;
-    return { topic, partition, offset: value, generation: state.generation, state };
+    state.unfinishedEvents += events;
+    this.inFlightCount += events;
+    return { topic, partition, offset: value, generation: state.generation, events, state };
   }
 
   /** Marks a handed-out message finished. Returns false (and changes nothing) for a stale or repeated ack. */
   ack(tracked: TrackedOffset): boolean {
     if (tracked.state.revoked) return false;
     if (!tracked.state.finish(tracked.offset)) return false;
-    this.inFlightCount--;
-    this.acksSinceLastCommit++;
+    tracked.state.unfinishedEvents -= tracked.events;
+    this.inFlightCount -= tracked.events;
+    this.acksSinceLastCommit += tracked.events;
     return true;
   }
 
@@ -212,7 +218,7 @@ export class OffsetTracker {
     const state = this.partitions.get(key);
     if (!state) return;
     state.revoked = true;
-    this.inFlightCount -= state.unfinished;
+    this.inFlightCount -= state.unfinishedEvents;
     this.partitions.delete(key);
   }
 

@@ -3,12 +3,12 @@
 // connected / disconnected through "status" events; errors come back as rejected promises, never thrown at Node-RED.
 // First: replaces a quadratic step of kafkajs before kafkajs loads (see the file).
 import "./kafkajs-linear-grouping";
-import { CompressionTypes, Kafka, type Producer, type RecordMetadata } from "kafkajs";
+import { CompressionTypes, Kafka, type PartitionMetadata, type Producer, type RecordMetadata } from "kafkajs";
 import { CachingDefaultPartitioner } from "./caching-partitioner";
 import type { SensorEvent } from "../event";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, isRetriableKafkaError, KafkaClientClosedError, rootMessage, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
-import { checkKeyField, eventToMessage, type OutgoingMessage } from "./serialisation";
+import { checkKeyField, eventToMessage, packMessages, type OutgoingMessage, type PackedRecord } from "./serialisation";
 import type { Acks, Compression, EventProducer, SendMessagesOptions, SendOptions, SendResult } from "./types";
 
 export interface ProducerOptions {
@@ -90,7 +90,8 @@ export function checkSendOptions(options: SendOptions = {}): Required<Omit<SendO
       if (typeof value !== "string") throw new KafkaConfigError(`headers.${name}`, `header "${name}" must be text (got ${typeof value})`);
     }
   }
-  return { acks, compression, keyField, headers: options.headers };
+  if (options.pack !== undefined && typeof options.pack !== "boolean") throw new KafkaConfigError("pack", `"pack" must be true or false (got ${JSON.stringify(options.pack)})`);
+  return { acks, compression, keyField, headers: options.headers, pack: options.pack === true };
 }
 
 export class KafkaEventProducer extends StatusEmitter implements EventProducer {
@@ -99,6 +100,10 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
   private readonly connectWaitMs: number;
   readonly maxRequestBytes: number;
   private readonly sleeper = new Sleeper();
+  /** The partitioner kafkajs uses, shared with packing so a packed event lands where it would unpacked. */
+  private readonly partitioner = CachingDefaultPartitioner();
+  /** Partition count per topic, as kafkajs' metadata last gave it to the partitioner. */
+  private readonly partitionCounts = new Map<string, number>();
   private connecting: Promise<void> | null = null;
   private connected = false;
   private closed = false;
@@ -117,7 +122,10 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
     const kafka = new Kafka(this.connection.kafkaConfig);
     this.producer = kafka.producer({
       // kafkajs' Java-compatible murmur2 partitioner: a key lands on the same partition as with Java clients.
-      createPartitioner: CachingDefaultPartitioner,
+      createPartitioner: () => (args) => {
+        this.partitionCounts.set(args.topic, args.partitionMetadata.length);
+        return this.partitioner(args);
+      },
       allowAutoTopicCreation: options.allowAutoTopicCreation ?? true,
       retry: this.connection.kafkaConfig.retry,
     });
@@ -168,12 +176,12 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
 
   async send(topic: string, events: SensorEvent[], options: SendOptions = {}): Promise<SendResult> {
     checkTopicName(topic);
-    const { acks, compression, keyField, headers } = checkSendOptions(options);
+    const { acks, compression, keyField, headers, pack } = checkSendOptions(options);
     if (!Array.isArray(events)) throw new KafkaConfigError("events", `"events" must be an array of events`);
     const encode = { keyField, headers };
     const messages = new Array<OutgoingMessage>(events.length);
     for (let index = 0; index < events.length; index++) messages[index] = eventToMessage(events[index], encode);
-    return this.sendMessages(topic, messages, { acks, compression });
+    return this.sendMessages(topic, messages, { acks, compression, pack });
   }
 
   /**
@@ -184,13 +192,14 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
     checkTopicName(topic);
     const { acks, compression } = checkSendOptions({ acks: options.acks, compression: options.compression });
     if (!Array.isArray(messages)) throw new KafkaConfigError("messages", `"messages" must be an array of messages`);
-    if (messages.length === 0) return { topic, count: 0, partitions: [] };
+    if (messages.length === 0) return { topic, count: 0, records: 0, partitions: [] };
     if (this.closed) throw new KafkaSendError(topic, messages.length, new KafkaClientClosedError("send"));
     if (!this.connected) await this.waitForConnection(topic, messages.length);
 
     const partitions: SendResult["partitions"] = [];
     let written = 0;
-    for (const chunk of splitBySize(messages, this.maxRequestBytes)) {
+    let records = 0;
+    for (const chunk of this.requests(topic, messages, options.pack === true)) {
       let metadata: RecordMetadata[];
       try {
         metadata = await this.producer.send({ topic, messages: chunk, acks: ACKS[acks], compression: COMPRESSION[compression] });
@@ -199,11 +208,39 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
         if (!this.closed && isConnectionError(error)) this.setStatus("disconnected", undefined, failure);
         throw failure;
       }
-      written += chunk.length;
+      written += chunk.events;
+      records += chunk.length;
       for (const entry of metadata) partitions.push({ partition: entry.partition, baseOffset: entry.baseOffset ?? null });
     }
     if (this.status.state !== "connected" && !this.closed) this.setStatus("connected");
-    return { topic, count: messages.length, partitions };
+    return { topic, count: messages.length, records, partitions };
+  }
+
+  /**
+   * The requests of a send, in order, each with the number of events it carries. Packed, the messages become one
+   * record per partition; until the producer knows the topic's partition count (its first send to the topic), the
+   * first message goes alone, unpacked, and kafkajs' metadata for it tells the count for the rest.
+   */
+  private *requests(topic: string, messages: OutgoingMessage[], pack: boolean): Generator<OutgoingMessage[] & { events: number }> {
+    const counted = (chunk: OutgoingMessage[], events: number) => Object.assign(chunk, { events });
+    if (!pack) {
+      for (const chunk of splitBySize(messages, this.maxRequestBytes)) yield counted(chunk, chunk.length);
+      return;
+    }
+    let rest = messages;
+    if (!this.partitionCounts.has(topic)) {
+      yield counted([messages[0]], 1);
+      rest = messages.slice(1);
+      if (rest.length === 0) return;
+    }
+    const packed = packMessages(rest, (key) => this.partitionOf(topic, key));
+    for (const chunk of splitBySize(packed, this.maxRequestBytes)) yield counted(chunk, (chunk as PackedRecord[]).reduce((sum, record) => sum + record.events, 0));
+  }
+
+  /** The partition kafkajs would give a message with this key, for the topic's last known partition count. */
+  private partitionOf(topic: string, key: string): number {
+    const partitionMetadata = placeholderPartitions(this.partitionCounts.get(topic)!);
+    return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
   }
 
   private async waitForConnection(topic: string, count: number): Promise<void> {
@@ -239,4 +276,13 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
     this.connected = false;
     this.setStatus("stopped");
   }
+}
+
+/** Partition metadata of the right length for the partitioner: a keyed message's partition depends only on the count. */
+const placeholders: PartitionMetadata[][] = [];
+function placeholderPartitions(count: number): PartitionMetadata[] {
+  if (placeholders[count] === undefined) {
+    placeholders[count] = Array.from({ length: count }, (_, partitionId) => ({ partitionErrorCode: 0, partitionId, leader: 0, replicas: [0], isr: [0] }));
+  }
+  return placeholders[count];
 }

@@ -36,17 +36,27 @@ export interface SendOptions {
   /** Event field used as the message key (default "sensorId"); null sends without a key. */
   keyField?: string | null;
   headers?: Record<string, string>;
+  /** Packed records (see SendMessagesOptions.pack). Default false. */
+  pack?: boolean;
 }
 
 /** Options of a send of messages already encoded (sendMessages). */
 export interface SendMessagesOptions {
   acks?: Acks;
   compression?: Compression;
+  /**
+   * Packed records: the messages (one event each, as eventToMessage makes them) go out as one JSON-array record per
+   * partition, on the partition each event's key hashes to (serialisation.ts, packMessages). Default false.
+   */
+  pack?: boolean;
 }
 
 export interface SendResult {
   topic: string;
+  /** Events (messages given) written. */
   count: number;
+  /** Kafka records written: `count` unpacked, fewer packed. */
+  records: number;
   /** First offset written per partition (absent for acks "none"). */
   partitions: Array<{ partition: number; baseOffset: string | null }>;
 }
@@ -78,16 +88,19 @@ interface ConsumedRecordBase {
    * delivered again. An ack of an earlier generation changes nothing; the new delivery's ack is the one that counts.
    */
   generation: number;
+  /** Position of the event in a packed record (a JSON array of events); absent for a record of one event. */
+  index?: number;
 }
 
-/** A consumed message: a valid event, or the structured reason why it is not one. Both must be acked. */
+/** A consumed event (one per record, or one per element of a packed record): a valid event, or the structured reason why it is not one. Both must be acked. */
 export type ConsumedRecord =
   | (ConsumedRecordBase & { ok: true; event: SensorEvent; error?: undefined })
   | (ConsumedRecordBase & { ok: false; error: KafkaDecodeError; event?: undefined });
 
 /**
- * Called once per consumed message, in offset order per partition. Call `ack` when downstream has finished with it
- * (later, in any order); only then can its offset be committed. Calling it twice is harmless.
+ * Called once per consumed event, in offset order per partition (a packed record's events in their order). Call
+ * `ack` when downstream has finished with it (later, in any order); a record's offset can be committed once every
+ * event of it is acked. Calling it twice is harmless.
  */
 export type ConsumedRecordHandler = (record: ConsumedRecord, ack: () => void) => void;
 
