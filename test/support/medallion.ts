@@ -154,7 +154,7 @@ export class Runtimes {
    * NODE_RED_NODE_ARGS is stopped gracefully instead, as Node.js writes the profile only on a normal exit.
    */
   async cleanup(): Promise<void> {
-    const profiling = (process.env.NODE_RED_NODE_ARGS ?? "").includes("--cpu-prof");
+    const profiling = /--(cpu|heap)-prof/.test(process.env.NODE_RED_NODE_ARGS ?? "");
     await Promise.all([...this.running].map((runtime) => (profiling ? runtime.stop() : runtime.kill())));
     this.running.clear();
     for (const dir of this.dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
