@@ -1,7 +1,8 @@
-// The two places where the package replaces a per-message step of kafkajs: the partition grouping of a send and the
-// key -> partition hash. Both must give exactly what kafkajs gives.
+// The places where the package replaces a per-message step of kafkajs: the partition grouping of a send, the
+// record-batch checksum and the key -> partition hash. Each must give exactly what kafkajs gives.
 import assert from "node:assert/strict";
-import { groupMessagesPerPartition, linearGroupingInstalled } from "../../src/core/kafka/kafkajs-linear-grouping";
+import { fastCrcInstalled, groupMessagesPerPartition, linearGroupingInstalled } from "../../src/core/kafka/kafkajs-speedups";
+import { crc32c } from "../../src/core/kafka/crc32c";
 
 describe("core/kafka kafkajs linear grouping", () => {
   const partitionMetadata = [{ partitionId: 0 }, { partitionId: 1 }, { partitionId: 2 }];
@@ -24,6 +25,31 @@ describe("core/kafka kafkajs linear grouping", () => {
     // name order, so check what actually happened rather than assume it).
     const kafkajsGrouping = require("kafkajs/src/producer/groupMessagesPerPartition");
     assert.equal(kafkajsGrouping === groupMessagesPerPartition, linearGroupingInstalled);
+  });
+});
+
+describe("core/kafka crc32c", () => {
+  it("gives the CRC-32C check value and kafkajs' own result for every length and alignment", () => {
+    assert.equal(crc32c(Buffer.from("123456789")), 0xe3069283, "the standard check value");
+    assert.equal(crc32c(Buffer.alloc(0)), 0);
+    // kafkajs' byte-at-a-time implementation, loaded from its file (the module kafkajs itself uses may be ours).
+    const { readFileSync } = require("node:fs") as typeof import("node:fs");
+    const source = readFileSync(require.resolve("kafkajs/src/protocol/recordBatch/crc32C/crc32C.js"), "utf8");
+    const kafkajsCrc = new Function("module", `${source}; return module.exports;`)({ exports: {} }) as (buffer: Buffer) => number;
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    const data = Buffer.from(Array.from({ length: 70_000 }, random));
+    for (const length of [1, 7, 8, 9, 15, 16, 17, 100, 4096, 65_537]) {
+      for (const start of [0, 1, 3]) {
+        const slice = data.subarray(start, start + length);
+        assert.equal(crc32c(slice), kafkajsCrc(slice), `${length} bytes from ${start}`);
+      }
+    }
+  });
+
+  it("is what kafkajs' record batches use when the package loads kafkajs", () => {
+    const kafkajsCrc = require("kafkajs/src/protocol/recordBatch/crc32C/crc32C");
+    assert.equal(kafkajsCrc === crc32c, fastCrcInstalled);
   });
 });
 

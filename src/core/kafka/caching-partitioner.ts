@@ -2,7 +2,7 @@
 // partition until the topic's partition count changes, so the hash (and the per-message array kafkajs' partitioner
 // builds of available partitions) is computed once per sensor instead of once per event. Messages without a string
 // key, or with an explicit partition, go to kafkajs' partitioner unchanged.
-import "./kafkajs-linear-grouping";
+import "./kafkajs-speedups";
 import { Partitioners, type ICustomPartitioner } from "kafkajs";
 
 type PartitionerArgs = Parameters<ReturnType<ICustomPartitioner>>[0];

@@ -1,7 +1,7 @@
 // Our Kafka connection settings (what a broker config node holds) validated once and turned into a kafkajs config.
 // Errors name the field; kafkajs' own log lines can be routed to the node's log through `logSink`.
-// First: replaces a quadratic step of kafkajs before kafkajs loads (see the file).
-import "./kafkajs-linear-grouping";
+// First: replaces two slow steps of kafkajs before kafkajs loads (see the file).
+import "./kafkajs-speedups";
 import { logLevel as KafkaLogLevel, type KafkaConfig, type logCreator, type LogEntry, type RetryOptions, type SASLOptions } from "kafkajs";
 import type { ConnectionOptions as TlsConnectionOptions } from "tls";
 

@@ -2,8 +2,8 @@
 // each message is handed to the handler with an `ack`; offsets are committed only up to the first unacked message
 // per partition (offset-tracker.ts), coalesced; at most `maxInFlight` unacked messages exist, beyond that fetching
 // waits for acks. Broker trouble is retried and reported as status; nothing here throws at Node-RED.
-// First: replaces a quadratic step of kafkajs before kafkajs loads (see the file).
-import "./kafkajs-linear-grouping";
+// First: replaces two slow steps of kafkajs before kafkajs loads (see the file).
+import "./kafkajs-speedups";
 import { Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from "kafkajs";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
