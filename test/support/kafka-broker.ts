@@ -4,7 +4,7 @@
 // Java and Maven are on every machine of this project, so a broker that cannot start fails the tests.
 import { spawn, spawnSync } from "child_process";
 import path from "path";
-import { Kafka, logLevel, Partitioners, type Message } from "kafkajs";
+import { Kafka, logLevel, Partitioners, type Admin, type Message } from "kafkajs";
 
 const REPO_DIR = path.resolve(__dirname, "../..");
 const SCRIPT = path.join(REPO_DIR, "scripts", "kafka-local.sh");
@@ -121,6 +121,22 @@ function testKafka(brokers: string): Kafka {
   return new Kafka({ clientId: "iot-anomaly-tests", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
 }
 
+/** Polls the topic's metadata until each of its partitions has a leader (30 s at most). */
+async function waitForLeaders(admin: Admin, topic: string, partitions: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+      const led = topics[0]?.partitions.filter((partition) => partition.leader >= 0).length ?? 0;
+      if (led === partitions) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`topic ${topic}: partitions still without a leader after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Creates a uniquely named topic with `partitions` partitions and waits for its leaders. */
 export async function createTopic(prefix: string, partitions = 3): Promise<string> {
   const brokers = await kafkaBrokers();
@@ -128,8 +144,11 @@ export async function createTopic(prefix: string, partitions = 3): Promise<strin
   const admin = testKafka(brokers).admin();
   await admin.connect();
   try {
-    const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    // kafkajs' own waitForLeaders gives up when the broker's metadata does not know the new topic yet
+    // (UNKNOWN_TOPIC_OR_PARTITION, seen on a busy machine); wait for the leaders here instead.
+    const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: false });
     if (!created) throw new Error(`topic ${topic} already existed`);
+    await waitForLeaders(admin, topic, partitions);
   } finally {
     await admin.disconnect();
   }
