@@ -102,12 +102,14 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
       throw new Error(`${scenario.name}: ${check.rows} rows (${check.distinct_ids} distinct) for ${scenario.events} events (last poll ${rows})`);
     }
     if (process.env.BENCH_LATENCY_PROFILE) {
-      // Where the tail comes from: latency per second of event time.
-      const buckets = queryRows<{ second: number; n: number; worst: number; average: number }>(
+      // Where the tail comes from: latency per bucket of event time (BENCH_LATENCY_PROFILE ms wide, default 1000).
+      const bucketMs = Number(process.env.BENCH_LATENCY_PROFILE) > 1 ? Math.round(Number(process.env.BENCH_LATENCY_PROFILE)) : 1000;
+      const buckets = queryRows<{ bucket: number; n: number; worst: number; average: number }>(
         databasePath,
-        `SELECT (ts - (SELECT min(ts) FROM events)) / ${Number(process.env.BENCH_LATENCY_PROFILE) > 1 ? Number(process.env.BENCH_LATENCY_PROFILE) : 1000} AS second, count(*) AS n, max(stored_at - ts) AS worst, avg(stored_at - ts) AS average FROM events GROUP BY 1 ORDER BY 1`,
+        `SELECT (ts - (SELECT min(ts) FROM events)) / ? AS bucket, count(*) AS n, max(stored_at - ts) AS worst, avg(stored_at - ts) AS average FROM events GROUP BY 1 ORDER BY 1`,
+        bucketMs,
       );
-      for (const bucket of buckets) console.log(`  t=${bucket.second}s events=${bucket.n} mean=${Math.round(bucket.average)} ms max=${bucket.worst} ms`);
+      for (const row of buckets) console.log(`  t=${row.bucket * bucketMs} ms events=${row.n} mean=${Math.round(row.average)} ms max=${row.worst} ms`);
     }
     const latencies = Float64Array.from(
       queryRows<{ latency: number }>(databasePath, "SELECT stored_at - ts AS latency FROM events").map((row) => row.latency),
