@@ -144,11 +144,15 @@ export async function createTopic(prefix: string, partitions = 3): Promise<strin
   const admin = testKafka(brokers).admin();
   await admin.connect();
   try {
-    // kafkajs' own waitForLeaders gives up when the broker's metadata does not know the new topic yet
-    // (UNKNOWN_TOPIC_OR_PARTITION, seen on a busy machine); wait for the leaders here instead.
-    const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: false });
-    if (!created) throw new Error(`topic ${topic} already existed`);
-    await waitForLeaders(admin, topic, partitions);
+    try {
+      const created = await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+      if (!created) throw new Error(`topic ${topic} already existed`);
+    } catch (error) {
+      // kafkajs' wait for the leaders gives up when the broker's metadata does not know the new topic yet (seen once
+      // in a bench run on a busy machine); the topic was created, so wait for its leaders here.
+      if ((error as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw error;
+      await waitForLeaders(admin, topic, partitions);
+    }
   } finally {
     await admin.disconnect();
   }
