@@ -105,6 +105,41 @@ describe("browser: the package in the Node-RED editor", function () {
     await page.screenshot({ path: join(artifacts, "palette.png") });
   });
 
+  it("explains invalid settings with messages Node-RED shows: validators take (value, opt), texts come from the catalog", async () => {
+    // Node-RED reads a string from a validator as "invalid, because ..." only when the validator declares two
+    // parameters; a one-parameter validator returning a message makes every value count as valid.
+    const types = [...Object.keys(paletteLabels), "iot-kafka-broker"];
+    const findings = await page.evaluate((nodeTypes) => {
+      const RED = (window as unknown as { RED: { nodes: { getType(type: string): { _: unknown; defaults: Record<string, { validate?: (...args: unknown[]) => unknown }> } } } }).RED;
+      const badValues = ["not valid !", "-1", "1.5", "999999999999999999", "a,,b", ""];
+      const found: Array<{ setting: string; parameters: number; message: string }> = [];
+      for (const type of nodeTypes) {
+        const definition = RED.nodes.getType(type);
+        for (const [property, spec] of Object.entries(definition.defaults)) {
+          if (typeof spec.validate !== "function") continue;
+          for (const value of badValues) {
+            let result: unknown;
+            try {
+              result = spec.validate.call({ type, _: definition._ }, value, {});
+            } catch (error) {
+              result = `threw ${String(error)}`;
+            }
+            if (typeof result === "string") {
+              found.push({ setting: `${type}.${property}`, parameters: spec.validate.length, message: result });
+              break;
+            }
+          }
+        }
+      }
+      return found;
+    }, types);
+    assert.ok(findings.length >= 10, `validators with messages found: ${findings.map((item) => item.setting).join(", ")}`);
+    for (const { setting, parameters, message } of findings) {
+      assert.equal(parameters, 2, `${setting}: its validator returns a message but takes ${parameters} parameter(s)`);
+      assert.doesNotMatch(message, /^(threw|iot-[\w-]+\.)/, `${setting}: message "${message}"`);
+    }
+  });
+
   it("drags rolling-3-sigma onto the canvas and relabels it after the window is edited", async () => {
     const source = page.locator(`${category} .red-ui-palette-node[data-palette-type="iot-rolling-3-sigma"]`);
     await source.scrollIntoViewIfNeeded();
