@@ -1,0 +1,158 @@
+// The Kafka nodes in the real Node-RED editor (headless system Chromium) against the real broker: the medallion
+// example imported from Import > Examples keeps its packed-records setting and shows it in words, the edit dialog
+// marks a topic Kafka would refuse, the help sidebar documents the setting, and the deployed tabs turn their
+// statuses green all the way to SQLite.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, Locator, Page } from "playwright-core";
+import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
+import { launchChromium } from "../support/browser";
+import { kafkaBrokers } from "../support/kafka-broker";
+
+const artifacts = join(repositoryRoot, "test-artifacts");
+
+function canvasNode(page: Page, label: string | RegExp): Locator {
+  return page
+    .locator("#red-ui-workspace-chart g.red-ui-flow-node-group")
+    .filter({ has: page.locator(".red-ui-flow-node-label", { hasText: label }) });
+}
+
+async function statusText(node: Locator): Promise<string> {
+  return (await node.locator(".red-ui-flow-node-status-label").allTextContents()).join(" ").trim();
+}
+
+/** Polls `read` until `accept` holds; fails with the last value seen. */
+async function waitUntil<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!accept(value)) {
+    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    value = await read();
+  }
+  return value;
+}
+
+async function showTab(page: Page, label: string): Promise<void> {
+  // Through the editor's API: a click on a tab scrolled half out of view can land as a double click, which opens the
+  // tab's edit dialog instead.
+  await page.evaluate((prefix) => {
+    const RED = (window as unknown as { RED: { nodes: { eachWorkspace(visit: (ws: { id: string; label: string }) => void): void }; workspaces: { show(id: string): void } } }).RED;
+    let id = "";
+    RED.nodes.eachWorkspace((ws) => {
+      if (ws.label.startsWith(prefix)) id = ws.id;
+    });
+    RED.workspaces.show(id);
+  }, label);
+  await page.locator("#red-ui-workspace-tabs .red-ui-tab.active", { hasText: label }).waitFor();
+}
+
+describe("browser: the Kafka nodes in the Node-RED editor (real broker)", function () {
+  this.timeout(180_000);
+  let userDir: string;
+  let runtime: RunningNodeRed | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async function () {
+    this.timeout(120_000);
+    mkdirSync(artifacts, { recursive: true });
+    browser = await launchChromium();
+    const brokers = await kafkaBrokers();
+    userDir = mkdtempSync(join(tmpdir(), "iot-anomaly-kafka-editor-"));
+    // The example's broker node reads ${KAFKA_BROKERS}, as on a user's machine or in the container.
+    runtime = await startNodeRed({ userDir, flows: [], env: { KAFKA_BROKERS: brokers, IOT_ANOMALY_STATE_DIR: join(userDir, "state") } });
+    page = await browser.newPage({ viewport: { width: 1680, height: 1000 } });
+    page.setDefaultTimeout(30_000);
+    page.on("pageerror", (error) => pageErrors.push(error.message));
+    await page.goto(runtime.url);
+    await page.locator("#red-ui-palette-IoT_anomaly .red-ui-palette-node").first().waitFor();
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === "failed" && page) {
+      const name = this.currentTest.title.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+      await page.screenshot({ path: join(artifacts, `failed-kafka-${name}.png`) }).catch(() => undefined);
+    }
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await runtime?.stop();
+    if (userDir) rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it("imports the medallion example; kafka-out shows packed records in words and refuses a bad topic name", async () => {
+    await page.locator("#red-ui-header-button-sidemenu").click();
+    await page.locator("#menu-item-import").click();
+    await page.locator("#red-ui-clipboard-dialog-import-tabs li", { hasText: "Examples" }).click();
+    const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
+    await examples.locator(".red-ui-treeList-label", { hasText: "node-red-contrib-iot-anomaly" }).click();
+    await examples.locator(".red-ui-treeList-label", { hasText: /^medallion$/ }).click();
+    const importButton = page.locator("#red-ui-clipboard-dialog-ok");
+    await waitUntil(() => importButton.isEnabled(), Boolean, "Import button enabled");
+    await importButton.click();
+    await importButton.waitFor({ state: "hidden" });
+
+    await showTab(page, "Silver:");
+    const scored = canvasNode(page, /^kafka-out iot\.scored$/);
+    await scored.locator("rect.red-ui-flow-node").dblclick();
+    const records = page.locator("#node-input-records");
+    await records.waitFor({ state: "visible" });
+    assert.equal(await records.inputValue(), "packed", "the example packs iot.scored");
+    // The option's text comes from the locale file: a missing key would show as "iot-kafka-out.label.…".
+    assert.equal((await records.locator("option:checked").innerText()).trim(), "packed: events of a partition in one record");
+    assert.equal((await page.locator('label[for="node-input-records"]').innerText()).trim(), "Records");
+    assert.match(await page.locator("#node-input-broker option:checked").innerText(), /KAFKA_BROKERS/, "the shared broker node");
+
+    const topic = page.locator("#node-input-topic");
+    assert.equal(await topic.inputValue(), "iot.scored");
+    // Node-RED validates a dialog field on keyup and change, not on the input event fill() fires.
+    await topic.fill("bad topic!");
+    await topic.press("End");
+    await waitUntil(() => topic.getAttribute("class"), (c) => /\binput-error\b/.test(c ?? ""), "the topic field marked invalid");
+    // Hovering the field shows why, in words from the node's catalog.
+    await topic.hover();
+    await page.locator(".red-ui-popover:visible", { hasText: "a Kafka topic name" }).waitFor();
+    await topic.fill("iot.scored");
+    await topic.press("End");
+    await waitUntil(() => topic.getAttribute("class"), (c) => !/\binput-error\b/.test(c ?? ""), "the topic field valid again");
+    await page.locator("#node-dialog-cancel").click();
+    await records.waitFor({ state: "detached" });
+
+    // The help sidebar explains the setting for the selected node.
+    await scored.locator("rect.red-ui-flow-node").click();
+    await page.locator("#red-ui-tab-help-link-button").click();
+    const help = page.locator(".red-ui-help");
+    await waitUntil(async () => (await help.allInnerTexts()).join("\n"), (text) => /Records/.test(text) && /packed/i.test(text), "kafka-out's help about packed records");
+  });
+
+  it("deploys the three tabs; Bronze, Silver and Gold turn green and Gold stores events", async () => {
+    await page.locator("#red-ui-header-button-deploy").click();
+    const deployed = page.locator(".red-ui-notification", { hasText: "Successfully deployed" });
+    const confirm = page.locator("#red-ui-deploy-dialog-confirm-deploy-deploy");
+    await deployed.or(confirm).first().waitFor();
+    if (await confirm.isVisible()) {
+      const text = await page.locator(".red-ui-notification").last().innerText();
+      await confirm.click();
+      assert.fail(`Deploy asked for confirmation: ${text}`);
+    }
+
+    const expectations: Array<[string, RegExp, RegExp]> = [
+      ["Bronze:", /^kafka-out iot\.raw$/, /^connected · [\d.]+k? sent$/],
+      ["Silver:", /^kafka-in iot\.raw \(iot-silver\)$/, /^group iot-silver · \d+ partitions? · [\d.]+k? in/],
+      ["Silver:", /^kafka-out iot\.scored$/, /^connected · [\d.]+k? sent$/],
+      ["Gold:", /^kafka-in iot\.scored \(iot-gold\)$/, /^group iot-gold · \d+ partitions? · [\d.]+k? in/],
+      ["Gold:", /^sqlite anomalies\.db$/, /^[1-9][\d.]*k? stored · [\d.]+k? anomalies$/],
+    ];
+    for (const [tab, label, pattern] of expectations) {
+      await showTab(page, tab);
+      await waitUntil(() => statusText(canvasNode(page, label)), (text) => pattern.test(text), `status of ${label} on ${tab} matching ${pattern}`, 60_000);
+    }
+    await page.screenshot({ path: join(artifacts, "kafka-gold-tab.png") });
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the editor");
+  });
+});
