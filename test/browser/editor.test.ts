@@ -2,14 +2,9 @@
 // "IoT anomaly", a node dragged onto the canvas is edited through its dialog and relabelled, and the shipped example
 // imported from Import > Examples deploys and runs: status texts on every node and anomalies in the debug sidebar.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Browser, Locator, Page } from "playwright-core";
-import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
-import { launchChromium } from "../support/browser";
+import { artifacts, canvasNode, EditorSession, statusText, waitUntil } from "../support/editor-session";
 
-const artifacts = join(repositoryRoot, "test-artifacts");
 // Node-RED escapes the category name into element ids: "IoT anomaly" -> "IoT_anomaly".
 const category = "#red-ui-palette-IoT_anomaly";
 const paletteLabels: Record<string, string> = {
@@ -22,66 +17,23 @@ const paletteLabels: Record<string, string> = {
   "iot-kafka-out": "kafka-out",
 };
 
-/** Polls `read` until `accept` holds; fails with the last value seen (the UI updates asynchronously). */
-async function waitUntil<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!accept(value)) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    value = await read();
-  }
-  return value;
-}
-
-/** The canvas node (an SVG group) whose label matches. */
-function canvasNode(page: Page, label: string | RegExp): Locator {
-  return page
-    .locator("#red-ui-workspace-chart g.red-ui-flow-node-group")
-    .filter({ has: page.locator(".red-ui-flow-node-label", { hasText: label }) });
-}
-
-async function statusText(node: Locator): Promise<string> {
-  // allTextContents does not wait: the status element appears only once the runtime reports a status.
-  return (await node.locator(".red-ui-flow-node-status-label").allTextContents()).join(" ").trim();
-}
-
 describe("browser: the package in the Node-RED editor", function () {
   this.timeout(120_000);
-  let userDir: string;
-  let runtime: RunningNodeRed | undefined;
-  let browser: Browser | undefined;
-  let page: Page;
-  const pageErrors: string[] = [];
+  let editor: EditorSession | undefined;
+  let page: EditorSession["page"];
 
   before(async function () {
     this.timeout(90_000);
-    mkdirSync(artifacts, { recursive: true });
-    // The browser first: a missing Chromium fails at once with how to install it.
-    browser = await launchChromium();
-    userDir = mkdtempSync(join(tmpdir(), "iot-anomaly-editor-"));
-    runtime = await startNodeRed({
-      userDir,
-      flows: [],
-      env: { IOT_ANOMALY_STATE_DIR: join(userDir, "state") },
-    });
-    page = await browser.newPage({ viewport: { width: 1680, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    await page.goto(runtime.url);
+    editor = await EditorSession.open("editor");
+    page = editor.page;
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) {
-      const name = this.currentTest.title.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
-      await page.screenshot({ path: join(artifacts, `failed-${name}.png`) }).catch(() => undefined);
-    }
+    await editor?.screenshotIfFailed(this.currentTest, "");
   });
 
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    await runtime?.stop();
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
+    await editor?.close();
   });
 
   it("shows every node of the package under its category with its short label", async () => {
@@ -168,16 +120,7 @@ describe("browser: the package in the Node-RED editor", function () {
   });
 
   it("imports the embedded-pipeline example from Import > Examples and deploys it", async () => {
-    await page.locator("#red-ui-header-button-sidemenu").click();
-    await page.locator("#menu-item-import").click();
-    await page.locator("#red-ui-clipboard-dialog-import-tabs li", { hasText: "Examples" }).click();
-    const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
-    await examples.locator(".red-ui-treeList-label", { hasText: "node-red-contrib-iot-anomaly" }).click();
-    await examples.locator(".red-ui-treeList-label", { hasText: /^embedded-pipeline$/ }).click();
-    const importButton = page.locator("#red-ui-clipboard-dialog-ok");
-    await waitUntil(() => importButton.isEnabled(), Boolean, "Import button enabled");
-    await importButton.click();
-    await page.locator("#red-ui-clipboard-dialog-ok").waitFor({ state: "hidden" });
+    await editor!.importExample("embedded-pipeline");
 
     // The example brings its own tab; Node-RED adds it beside "Flow 1" without switching to it.
     const tab = page.locator("#red-ui-workspace-tabs .red-ui-tab", { hasText: "Embedded anomaly pipeline" });
@@ -185,18 +128,7 @@ describe("browser: the package in the Node-RED editor", function () {
     await page.locator("#red-ui-workspace-tabs .red-ui-tab.active", { hasText: "Embedded anomaly pipeline" }).waitFor();
     await canvasNode(page, /^sim .* 5×20\/s$/).waitFor();
 
-    await page.locator("#red-ui-header-button-deploy").click();
-    // Either the deploy succeeds or Node-RED asks for confirmation (e.g. "not properly configured"): the example and
-    // the edited node must be valid, so a confirmation dialog is a failure that quotes its text.
-    const deployed = page.locator(".red-ui-notification", { hasText: "Successfully deployed" });
-    const confirm = page.locator("#red-ui-deploy-dialog-confirm-deploy-deploy");
-    await deployed.or(confirm).first().waitFor();
-    if (await confirm.isVisible()) {
-      const text = await page.locator(".red-ui-notification").last().innerText();
-      await confirm.click();
-      assert.fail(`Deploy asked for confirmation: ${text}`);
-    }
-    await waitUntil(() => page.locator("#red-ui-header-button-deploy").getAttribute("class"), (c) => /\bdisabled\b/.test(c ?? ""), "Deploy button disabled after deploy");
+    await editor!.deploy();
   });
 
   it("shows each node's status and anomalies in the debug sidebar", async () => {
@@ -228,6 +160,6 @@ describe("browser: the package in the Node-RED editor", function () {
     await page.mouse.move(700, 700);
     await waitUntil(() => page.locator(".red-ui-popover:visible").count(), (count) => count === 0, "tooltips hidden");
     await page.screenshot({ path: join(artifacts, "deployed-pipeline.png") });
-    assert.deepEqual(pageErrors, [], "no uncaught errors in the editor");
+    assert.deepEqual(editor!.pageErrors, [], "no uncaught errors in the editor");
   });
 });

@@ -3,37 +3,10 @@
 // marks a topic Kafka would refuse, the help sidebar documents the setting, and the deployed tabs turn their
 // statuses green all the way to SQLite.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Browser, Locator, Page } from "playwright-core";
-import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
-import { launchChromium } from "../support/browser";
+import type { Page } from "playwright-core";
+import { artifacts, canvasNode, EditorSession, statusText, waitUntil } from "../support/editor-session";
 import { kafkaBrokers } from "../support/kafka-broker";
-
-const artifacts = join(repositoryRoot, "test-artifacts");
-
-function canvasNode(page: Page, label: string | RegExp): Locator {
-  return page
-    .locator("#red-ui-workspace-chart g.red-ui-flow-node-group")
-    .filter({ has: page.locator(".red-ui-flow-node-label", { hasText: label }) });
-}
-
-async function statusText(node: Locator): Promise<string> {
-  return (await node.locator(".red-ui-flow-node-status-label").allTextContents()).join(" ").trim();
-}
-
-/** Polls `read` until `accept` holds; fails with the last value seen. */
-async function waitUntil<T>(read: () => Promise<T>, accept: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!accept(value)) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    value = await read();
-  }
-  return value;
-}
 
 async function showTab(page: Page, label: string): Promise<void> {
   // Through the editor's API: a click on a tab scrolled half out of view can land as a double click, which opens the
@@ -51,51 +24,26 @@ async function showTab(page: Page, label: string): Promise<void> {
 
 describe("browser: the Kafka nodes in the Node-RED editor (real broker)", function () {
   this.timeout(180_000);
-  let userDir: string;
-  let runtime: RunningNodeRed | undefined;
-  let browser: Browser | undefined;
+  let editor: EditorSession | undefined;
   let page: Page;
-  const pageErrors: string[] = [];
 
   before(async function () {
     this.timeout(120_000);
-    mkdirSync(artifacts, { recursive: true });
-    browser = await launchChromium();
-    const brokers = await kafkaBrokers();
-    userDir = mkdtempSync(join(tmpdir(), "iot-anomaly-kafka-editor-"));
     // The example's broker node reads ${KAFKA_BROKERS}, as on a user's machine or in the container.
-    runtime = await startNodeRed({ userDir, flows: [], env: { KAFKA_BROKERS: brokers, IOT_ANOMALY_STATE_DIR: join(userDir, "state") } });
-    page = await browser.newPage({ viewport: { width: 1680, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    await page.goto(runtime.url);
-    await page.locator("#red-ui-palette-IoT_anomaly .red-ui-palette-node").first().waitFor();
+    editor = await EditorSession.open("kafka-editor", { KAFKA_BROKERS: await kafkaBrokers() });
+    page = editor.page;
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state === "failed" && page) {
-      const name = this.currentTest.title.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
-      await page.screenshot({ path: join(artifacts, `failed-kafka-${name}.png`) }).catch(() => undefined);
-    }
+    await editor?.screenshotIfFailed(this.currentTest, "kafka-");
   });
 
   after(async () => {
-    await browser?.close().catch(() => undefined);
-    await runtime?.stop();
-    if (userDir) rmSync(userDir, { recursive: true, force: true });
+    await editor?.close();
   });
 
   it("imports the medallion example; kafka-out shows packed records in words and refuses a bad topic name", async () => {
-    await page.locator("#red-ui-header-button-sidemenu").click();
-    await page.locator("#menu-item-import").click();
-    await page.locator("#red-ui-clipboard-dialog-import-tabs li", { hasText: "Examples" }).click();
-    const examples = page.locator("#red-ui-clipboard-dialog-import-tab-examples");
-    await examples.locator(".red-ui-treeList-label", { hasText: "node-red-contrib-iot-anomaly" }).click();
-    await examples.locator(".red-ui-treeList-label", { hasText: /^medallion$/ }).click();
-    const importButton = page.locator("#red-ui-clipboard-dialog-ok");
-    await waitUntil(() => importButton.isEnabled(), Boolean, "Import button enabled");
-    await importButton.click();
-    await importButton.waitFor({ state: "hidden" });
+    await editor!.importExample("medallion");
 
     await showTab(page, "Silver:");
     const scored = canvasNode(page, /^kafka-out iot\.scored$/);
@@ -131,15 +79,7 @@ describe("browser: the Kafka nodes in the Node-RED editor (real broker)", functi
   });
 
   it("deploys the three tabs; Bronze, Silver and Gold turn green and Gold stores events", async () => {
-    await page.locator("#red-ui-header-button-deploy").click();
-    const deployed = page.locator(".red-ui-notification", { hasText: "Successfully deployed" });
-    const confirm = page.locator("#red-ui-deploy-dialog-confirm-deploy-deploy");
-    await deployed.or(confirm).first().waitFor();
-    if (await confirm.isVisible()) {
-      const text = await page.locator(".red-ui-notification").last().innerText();
-      await confirm.click();
-      assert.fail(`Deploy asked for confirmation: ${text}`);
-    }
+    await editor!.deploy();
 
     const expectations: Array<[string, RegExp, RegExp]> = [
       ["Bronze:", /^kafka-out iot\.raw$/, /^connected · [\d.]+k? sent$/],
@@ -153,6 +93,6 @@ describe("browser: the Kafka nodes in the Node-RED editor (real broker)", functi
       await waitUntil(() => statusText(canvasNode(page, label)), (text) => pattern.test(text), `status of ${label} on ${tab} matching ${pattern}`, 60_000);
     }
     await page.screenshot({ path: join(artifacts, "kafka-gold-tab.png") });
-    assert.deepEqual(pageErrors, [], "no uncaught errors in the editor");
+    assert.deepEqual(editor!.pageErrors, [], "no uncaught errors in the editor");
   });
 });

@@ -283,33 +283,47 @@ function headerText(headers: IHeaders | undefined): Record<string, string> {
   return out;
 }
 
-/** Reads a whole topic from the beginning with plain kafkajs (not our consumer) until `expected` messages arrived. */
-export async function readTopic(topic: string, expected: number, timeoutMs = 30_000): Promise<ReadMessage[]> {
-  const kafka = adminKafka(await kafkaBrokers());
-  const consumer = kafka.consumer({ groupId: uniqueName("e2e-reader"), sessionTimeout: 10_000 });
-  const messages: ReadMessage[] = [];
+/**
+ * Runs plain kafkajs (not our consumer) in a fresh group on `topic` from the beginning, handing it every message until
+ * `handle` returns true; resolves true then, or false when `timeoutMs` ran out first.
+ */
+async function consumeFromBeginning(topic: string, group: string, handle: (partition: number, message: KafkaMessage) => boolean, timeoutMs: number): Promise<boolean> {
+  const consumer = adminKafka(await kafkaBrokers()).consumer({ groupId: uniqueName(group), sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     let finish: () => void = () => undefined;
-    const complete = new Promise<void>((resolve) => (finish = resolve));
+    const complete = new Promise<boolean>((resolve) => (finish = () => resolve(true)));
     await consumer.run({
       eachMessage: async ({ partition, message }: { partition: number; message: KafkaMessage }) => {
-        messages.push({
-          partition,
-          offset: Number(message.offset),
-          timestamp: Number(message.timestamp),
-          key: message.key === null ? null : message.key.toString(),
-          value: message.value === null ? null : message.value.toString(),
-          headers: headerText(message.headers),
-        });
-        if (messages.length >= expected) finish();
+        if (handle(partition, message)) finish();
       },
     });
-    await Promise.race([complete, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
+    return await Promise.race([complete, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]);
   } finally {
     await consumer.disconnect();
   }
+}
+
+/** Reads a whole topic from the beginning until `expected` messages arrived (or the time is up: fewer come back). */
+export async function readTopic(topic: string, expected: number, timeoutMs = 30_000): Promise<ReadMessage[]> {
+  const messages: ReadMessage[] = [];
+  await consumeFromBeginning(
+    topic,
+    "e2e-reader",
+    (partition, message) => {
+      messages.push({
+        partition,
+        offset: Number(message.offset),
+        timestamp: Number(message.timestamp),
+        key: message.key === null ? null : message.key.toString(),
+        value: message.value === null ? null : message.value.toString(),
+        headers: headerText(message.headers),
+      });
+      return messages.length >= expected;
+    },
+    timeoutMs,
+  );
   return messages;
 }
 
@@ -353,29 +367,22 @@ export async function readTopicEvents(topic: string, timeoutMs = 30_000): Promis
   const events: TopicEvent[] = [];
   const waiting = new Set([...ends].filter(([, end]) => end > 0).map(([partition]) => partition));
   if (waiting.size === 0) return events;
-  const consumer = kafka.consumer({ groupId: uniqueName("e2e-events"), sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let finish: () => void = () => undefined;
-    const complete = new Promise<void>((resolve) => (finish = resolve));
-    await consumer.run({
-      eachMessage: async ({ partition, message }: { partition: number; message: KafkaMessage }) => {
-        const offset = Number(message.offset);
-        if (offset >= ends.get(partition)!) return;
-        const key = message.key === null ? null : message.key.toString();
-        const value = JSON.parse(message.value!.toString()) as TopicEvent["event"] | TopicEvent["event"][];
-        if (Array.isArray(value)) value.forEach((event, index) => events.push({ partition, offset, index, key, event }));
-        else events.push({ partition, offset, index: -1, key, event: value });
-        if (offset === ends.get(partition)! - 1) waiting.delete(partition);
-        if (waiting.size === 0) finish();
-      },
-    });
-    const timedOut = await Promise.race([complete.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs))]);
-    if (timedOut) throw new Error(`reading ${topic}: partitions ${[...waiting].join(", ")} not read to their end within ${timeoutMs} ms`);
-  } finally {
-    await consumer.disconnect();
-  }
+  const completed = await consumeFromBeginning(
+    topic,
+    "e2e-events",
+    (partition, message) => {
+      const offset = Number(message.offset);
+      if (offset >= ends.get(partition)!) return false;
+      const key = message.key === null ? null : message.key.toString();
+      const value = JSON.parse(message.value!.toString()) as TopicEvent["event"] | TopicEvent["event"][];
+      if (Array.isArray(value)) value.forEach((event, index) => events.push({ partition, offset, index, key, event }));
+      else events.push({ partition, offset, index: -1, key, event: value });
+      if (offset === ends.get(partition)! - 1) waiting.delete(partition);
+      return waiting.size === 0;
+    },
+    timeoutMs,
+  );
+  if (!completed) throw new Error(`reading ${topic}: partitions ${[...waiting].join(", ")} not read to their end within ${timeoutMs} ms`);
   return events;
 }
 
