@@ -1,7 +1,7 @@
 // The Kafka nodes in the real Node-RED editor (headless system Chromium) against the real broker: the medallion
 // example imported from Import > Examples keeps its packed-records setting and shows it in words, the edit dialog
-// marks a topic Kafka would refuse, the help sidebar documents the setting, and the deployed tabs turn their
-// statuses green all the way to SQLite.
+// marks a topic Kafka would refuse, the help sidebar documents the setting, the shared broker's dialog shows TLS and
+// SASL settings when chosen, and the deployed tabs turn their statuses green all the way to SQLite.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -76,6 +76,34 @@ describe("browser: the Kafka nodes in the Node-RED editor (real broker)", functi
     await page.locator("#red-ui-tab-help-link-button").click();
     const help = page.locator(".red-ui-help");
     await waitUntil(async () => (await help.allInnerTexts()).join("\n"), (text) => /Records/.test(text) && /packed/i.test(text), "kafka-out's help about packed records");
+  });
+
+  it("edits the shared broker from kafka-out's dialog: TLS and SASL fields appear when chosen, the password is masked", async () => {
+    await showTab(page, "Silver:");
+    await canvasNode(page, /^kafka-out iot\.scored$/).locator("rect.red-ui-flow-node").dblclick();
+    await page.locator("#node-input-btn-broker-edit").click();
+    const brokers = page.locator("#node-config-input-brokers");
+    await brokers.waitFor({ state: "visible" });
+    assert.equal(await brokers.inputValue(), "${KAFKA_BROKERS}", "the example reads the address from the environment");
+
+    const tlsRows = page.locator(".iot-kafka-broker-tls");
+    const saslRows = page.locator(".iot-kafka-broker-sasl");
+    assert.equal(await tlsRows.first().isVisible(), false, "TLS settings hidden while TLS is off");
+    assert.equal(await saslRows.first().isVisible(), false, "no user or password without SASL");
+    await page.locator("#node-config-input-tls").check();
+    await tlsRows.first().waitFor({ state: "visible" });
+    await page.locator("#node-config-input-saslMechanism").selectOption("scram-sha-512");
+    await saslRows.first().waitFor({ state: "visible" });
+    assert.equal(await page.locator("#node-config-input-password").getAttribute("type"), "password");
+
+    await brokers.fill("not a broker");
+    await brokers.press("End");
+    await waitUntil(() => brokers.getAttribute("class"), (c) => /\binput-error\b/.test(c ?? ""), "the broker list marked invalid");
+    // Cancel both dialogs: the example stays as shipped for the deploy below.
+    await page.locator("#node-config-dialog-cancel").click();
+    await brokers.waitFor({ state: "detached" });
+    await page.locator("#node-dialog-cancel").click();
+    await page.locator("#node-input-records").waitFor({ state: "detached" });
   });
 
   it("deploys the three tabs; Bronze, Silver and Gold turn green and Gold stores events", async () => {
