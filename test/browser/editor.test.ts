@@ -1,6 +1,7 @@
 // The package in the real Node-RED editor (headless system Chromium): the palette offers our nodes under
-// "IoT anomaly", a node dragged onto the canvas is edited through its dialog and relabelled, and the shipped example
-// imported from Import > Examples deploys and runs: status texts on every node and anomalies in the debug sidebar.
+// "IoT anomaly", invalid settings are explained, a node dragged onto the canvas is edited through its dialog and
+// relabelled, every node's dialog is translated, and the shipped example imported from Import > Examples deploys and
+// runs: status texts on every node and anomalies in the debug sidebar.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { artifacts, canvasNode, EditorSession, statusText, waitUntil } from "../support/editor-session";
@@ -93,16 +94,7 @@ describe("browser: the package in the Node-RED editor", function () {
   });
 
   it("drags rolling-3-sigma onto the canvas and relabels it after the window is edited", async () => {
-    const source = page.locator(`${category} .red-ui-palette-node[data-palette-type="iot-rolling-3-sigma"]`);
-    await source.scrollIntoViewIfNeeded();
-    const from = (await source.boundingBox())!;
-    const chart = (await page.locator("#red-ui-workspace-chart").boundingBox())!;
-    // jQuery UI's draggable starts after a few pixels of movement, then follows mousemove events to the drop.
-    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(from.x + from.width / 2 + 20, from.y + from.height / 2, { steps: 5 });
-    await page.mouse.move(chart.x + 300, chart.y + 200, { steps: 20 });
-    await page.mouse.up();
+    await editor!.dragFromPalette("iot-rolling-3-sigma", 300, 200);
 
     // Defaults: k 3, window 100, both directions, no metrics -> "3σ w=100".
     const before = canvasNode(page, /^3σ w=100$/);
@@ -117,6 +109,44 @@ describe("browser: the package in the Node-RED editor", function () {
 
     await canvasNode(page, /^3σ w=50$/).waitFor();
     assert.equal(await canvasNode(page, /^3σ w=100$/).count(), 0, "the old label is gone");
+  });
+
+  it("opens each node fresh from the palette with every text of its dialog translated", async () => {
+    const invalidFields: string[] = [];
+    for (const [index, type] of Object.keys(paletteLabels).entries()) {
+      await editor!.dragFromPalette(type, 150 + 170 * (index % 4), 420 + 90 * Math.floor(index / 4));
+      // Enter edits the selected node: the one just dropped.
+      await page.keyboard.press("Enter");
+      const cancel = page.locator("#node-dialog-cancel");
+      await cancel.waitFor({ state: "visible" });
+      const tray = page.locator(".red-ui-tray", { has: cancel });
+      // A key missing from the catalog shows as nothing at all: every data-i18n target must have text.
+      const untranslated = await tray.evaluate((element) => {
+        const missing: string[] = [];
+        for (const item of Array.from(element.querySelectorAll("[data-i18n]"))) {
+          for (const spec of (item.getAttribute("data-i18n") ?? "").split(";")) {
+            const match = /^\[(\w+)\](.*)$/.exec(spec);
+            const target = match ? match[1] : "text";
+            const shown = target === "text" || target === "html" ? item.textContent : item.getAttribute(target);
+            if (!shown?.trim()) missing.push(match ? match[2] : spec);
+          }
+        }
+        return missing;
+      });
+      assert.deepEqual(untranslated, [], `${type}: texts missing from the catalog`);
+      for (const id of await tray.locator(".input-error:visible").evaluateAll((elements) => elements.map((element) => element.id))) invalidFields.push(`${type} ${id}`);
+      await cancel.click();
+      await cancel.waitFor({ state: "detached" });
+      await page.keyboard.press("Delete");
+    }
+    // Marked only where a fresh node cannot guess and the runtime would refuse to start: the forest's features, the
+    // Kafka nodes' broker and the topics a kafka-in reads.
+    assert.deepEqual(invalidFields, [
+      "iot-isolation-forest node-input-features",
+      "iot-kafka-in node-input-broker",
+      "iot-kafka-in node-input-topics",
+      "iot-kafka-out node-input-broker",
+    ]);
   });
 
   it("imports the embedded-pipeline example from Import > Examples and deploys it", async () => {

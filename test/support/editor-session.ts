@@ -75,6 +75,21 @@ export class EditorSession {
     await this.page.screenshot({ path: join(artifacts, `failed-${prefix}${name}.png`) }).catch(() => undefined);
   }
 
+  /** Drags a node type from the palette onto the canvas, dropping it at (x, y) of the canvas; Node-RED selects it. */
+  async dragFromPalette(type: string, x: number, y: number): Promise<void> {
+    const page = this.page;
+    const source = page.locator(`#red-ui-palette-IoT_anomaly .red-ui-palette-node[data-palette-type="${type}"]`);
+    await source.scrollIntoViewIfNeeded();
+    const from = (await source.boundingBox())!;
+    const chart = (await page.locator("#red-ui-workspace-chart").boundingBox())!;
+    // jQuery UI's draggable starts after a few pixels of movement, then follows mousemove events to the drop.
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(from.x + from.width / 2 + 20, from.y + from.height / 2, { steps: 5 });
+    await page.mouse.move(chart.x + x, chart.y + y, { steps: 20 });
+    await page.mouse.up();
+  }
+
   /** Import > Examples > node-red-contrib-iot-anomaly > `name`, as a user does. */
   async importExample(name: string): Promise<void> {
     const page = this.page;
