@@ -6,12 +6,13 @@ import { join } from "node:path";
 import { CsvReplay } from "../src/core/csv-replay";
 import type { SensorEvent } from "../src/core/event";
 import { StationSimulator, type SimulatorOptions } from "../src/core/simulator";
+import { sharedDataDir } from "../test/support/shared-data";
 import { printFigure, ratePerSecond, repeat } from "./measure";
 
 const REPETITIONS = 5;
 const EVENTS = 1_000_000;
 const BATCH = 1000;
-const NAB_FILE = "/work/shared/data/nab/data/realKnownCause/machine_temperature_system_failure.csv";
+const NAB_FILE = join(sharedDataDir() ?? "", "nab/data/realKnownCause/machine_temperature_system_failure.csv");
 const DEFAULT_FAULTS = { spike: 0.005, levelShift: 0.0005, drift: 0.0005, stuck: 0.0005, noiseBurst: 0.0005 };
 
 async function generation(title: string, options: SimulatorOptions): Promise<void> {

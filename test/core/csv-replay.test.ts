@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validateEvent, type SensorEvent } from "../../src/core/event";
 import { CsvReplay, CsvReplayError, parseCsvText, parseTimestampCell, splitCsvLine } from "../../src/core/csv-replay";
+import { requireSharedData } from "../support/shared-data";
 
 const FIXTURE = join(__dirname, "..", "fixtures", "replay.csv");
-const NAB = "/work/shared/data/nab/data/realKnownCause/machine_temperature_system_failure.csv";
 
 function readAll(replay: CsvReplay): SensorEvent[] {
   const events: SensorEvent[] = [];
@@ -60,8 +60,9 @@ describe("core/csv-replay", () => {
     assert.ok(replay.isFinished());
   });
 
-  it("reads a NAB data file (timestamp,value; zone-less times read as UTC), named after the file", () => {
-    const replay = new CsvReplay(NAB, { speed: 0 });
+  it("reads a NAB data file (timestamp,value; zone-less times read as UTC), named after the file", function () {
+    const nabFile = requireSharedData(this, "nab/data/realKnownCause/machine_temperature_system_failure.csv");
+    const replay = new CsvReplay(nabFile, { speed: 0 });
     const events = readAll(replay);
     assert.equal(events.length, 22_695);
     assert.equal(events[0].sensorId, "machine_temperature_system_failure");

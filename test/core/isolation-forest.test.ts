@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { requireSharedData } from "../support/shared-data";
 import { IsolationForest, averagePathLength, type IsolationForestJSON } from "../../src/core/isolation-forest";
 
 // Reference data made with scikit-learn (see reference.json beside it); in CI shared/ sits next to the repo clone.
-const PARITY_DIR = path.resolve(__dirname, "../../../shared/data/iforest-parity");
 const PARITY_SEEDS = [0, 1, 2, 3, 4];
 
-function readCsv(file: string): { header: string[]; rows: number[][] } {
-  const [headerLine, ...lines] = readFileSync(path.join(PARITY_DIR, file), "utf8").trim().split(/\r?\n/);
+function readCsv(dir: string, file: string): { header: string[]; rows: number[][] } {
+  const [headerLine, ...lines] = readFileSync(path.join(dir, file), "utf8").trim().split(/\r?\n/);
   return { header: headerLine.split(","), rows: lines.map((line) => line.split(",").map(Number)) };
 }
 
@@ -62,11 +62,12 @@ describe("IsolationForest (core)", () => {
   const training = gaussianRows(1000, 4, 7);
 
   describe("parity with scikit-learn 1.2 on shared/data/iforest-parity", () => {
-    it(`ranks and scores the test rows like sklearn (mean over ${PARITY_SEEDS.length} seeds)`, () => {
-      const reference = JSON.parse(readFileSync(path.join(PARITY_DIR, "reference.json"), "utf8"));
+    it(`ranks and scores the test rows like sklearn (mean over ${PARITY_SEEDS.length} seeds)`, function () {
+      const parityDir = requireSharedData(this, "iforest-parity");
+      const reference = JSON.parse(readFileSync(path.join(parityDir, "reference.json"), "utf8"));
       assert.deepEqual(reference.params, { n_estimators: 100, max_samples: 256, contamination: "auto" });
-      const train = readCsv("train.csv");
-      const test = readCsv("test.csv");
+      const train = readCsv(parityDir, "train.csv");
+      const test = readCsv(parityDir, "test.csv");
       const featureCount = train.header.length;
       assert.deepEqual(test.header.slice(0, featureCount), train.header);
       const sklearnColumn = test.header.indexOf("sklearn_score");
