@@ -310,6 +310,14 @@ export = function register(RED: NodeAPI) {
         lagSeries.set(`${topic}\u0000${partition}`, { topic, partition });
         recordKafkaLag(groupId, topic, partition, lag);
       });
+      client.on("assignment", (assignment) => {
+        // Partitions that moved to another member are that member's to report: a stale series would double-count.
+        for (const [key, { topic, partition }] of lagSeries) {
+          if (assignment[topic]?.includes(partition)) continue;
+          removeKafkaLag(groupId, topic, partition);
+          lagSeries.delete(key);
+        }
+      });
       client.on("problem", ({ context, error }) => {
         if (closing) return;
         const text = RED._("iot-kafka-in.errors.problem", { context, error: error.message });

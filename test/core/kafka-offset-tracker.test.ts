@@ -61,6 +61,18 @@ describe("core/kafka/offset-tracker", () => {
     assert.equal(tracker.inFlight, 1);
   });
 
+  it("knows each partition's position: the next offset it hands out, acked or not, past skipped offsets", () => {
+    const tracker = new OffsetTracker();
+    assert.equal(tracker.position(T, 0), null, "nothing handed out yet");
+    tracker.track(T, 0, 7);
+    tracker.track(T, 0, 8);
+    assert.equal(tracker.position(T, 0), 9);
+    tracker.skipTo(T, 0, 12);
+    assert.equal(tracker.position(T, 0), 12);
+    tracker.revoke(T, 0);
+    assert.equal(tracker.position(T, 0), null, "a revoked partition is read from its commit again");
+  });
+
   it("keeps partitions independent", () => {
     const tracker = new OffsetTracker();
     const p0 = [0, 1].map((offset) => tracker.track(T, 0, offset));

@@ -8,6 +8,7 @@ import { KafkaEventProducer, KafkaSendError } from "../../src/core/kafka/produce
 import type { CommitOffset } from "../../src/core/kafka/offset-tracker";
 import type { ConsumedRecord, KafkaClientStatus } from "../../src/core/kafka/types";
 import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
+import { pollUntil } from "../support/medallion";
 
 function makeEvents(count: number, sensors: number, startTime = 1_700_000_000_000): SensorEvent[] {
   const events: SensorEvent[] = [];
@@ -266,6 +267,42 @@ describe("integration: Kafka core against a real broker", function () {
       statuses.findIndex((status) => status.state === "paused") < statuses.map((status) => status.state).lastIndexOf("connected"),
       "back to connected after the pause",
     );
+  });
+
+  it("reports the lag of every assigned partition from the broker: empty ones, and while delivery waits for acks", async () => {
+    const topic = await createTopic("core-lag", 3);
+    const out = producer();
+    // One sensor: all its events are on one partition, the other two stay empty.
+    await out.send(topic, makeEvents(30, 1));
+    const input = consumer({ groupId: uniqueName("core-lag"), topics: [topic], maxInFlight: 10, resumeBelow: 5, lagIntervalMs: 200 });
+    const lag = new Map<number, number>();
+    const assignments: Array<Record<string, number[]>> = [];
+    input.on("lag", (reported) => lag.set(reported.partition, reported.lag));
+    input.on("assignment", (assignment) => assignments.push(assignment));
+    const unacked: Array<() => void> = [];
+    await input.start((_record, ack) => unacked.push(ack));
+
+    // Delivery holds at 10 unacked, so no batch is ever handed out completely: only the broker's watermarks tell.
+    const shown = () => JSON.stringify([...lag.entries()].sort());
+    await pollUntil(() => lag.size === 3 && [...lag.values()].sort().join() === "0,0,20", Boolean, 20_000);
+    assert.deepEqual([...lag.values()].sort(), [0, 0, 20], `lag per partition ${shown()}: 30 events, 10 handed out and unacked`);
+    const busy = [...lag.entries()].find(([, value]) => value === 20)![0];
+    assert.deepEqual(assignments.at(-1), { [topic]: [0, 1, 2] }, "the one member holds every partition");
+
+    // More events while the consumer waits for acks: its lag follows without any fetch.
+    await out.send(topic, makeEvents(15, 1, 1_800_000_000_000));
+    await pollUntil(() => lag.get(busy), (value) => value === 35, 20_000);
+    assert.equal(lag.get(busy), 35, `lag after 15 more events: ${shown()}`);
+    assert.equal(unacked.length, 10, "still paused at maxInFlight");
+
+    // Acked and read to the end: every partition at 0.
+    const acker = setInterval(() => unacked.splice(0).forEach((ack) => ack()), 20);
+    try {
+      await pollUntil(() => [...lag.values()].every((value) => value === 0), Boolean, 20_000);
+    } finally {
+      clearInterval(acker);
+    }
+    assert.deepEqual([...lag.values()], [0, 0, 0], `lag once everything is acked: ${shown()}`);
   });
 
   it("keeps retrying an unreachable broker with a disconnected status, and stops cleanly", async () => {

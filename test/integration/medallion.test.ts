@@ -162,6 +162,16 @@ describe("integration: Bronze → Kafka → Silver → Kafka → Gold (real brok
     );
     const commits = await waitForCommitsToEnd(group, topic);
     assert.equal(commits.committed, commits.ends, "the group committed every record");
+
+    // Each partition's lag is reported by the member that reads it, and only by it (A held all four before B
+    // joined): between them, one series per partition, all at 0 once everything is read.
+    const lagSeries = async () => {
+      const texts = await Promise.all([goldA, goldB].map(async (runtime) => (await fetch(`${runtime.url}/metrics`)).text()));
+      const pattern = new RegExp(`^iot_anomaly_kafka_consumer_lag\\{group="${group}",topic="${topic}",partition="(\\d)"\\} (\\d+)$`, "gm");
+      return texts.flatMap((text) => [...text.matchAll(pattern)].map((match) => `${match[1]}=${match[2]}`)).sort();
+    };
+    const lags = await pollUntil(lagSeries, (series) => series.join() === "0=0,1=0,2=0,3=0", 30_000);
+    assert.deepEqual(lags, ["0=0", "1=0", "2=0", "3=0"], "one lag series per partition over both runtimes, each at 0");
   });
 
   it("bad values on the raw topic go to kafka-in's error output and the dead-letter topic with their offsets; the good events around them are all stored", async () => {

@@ -4,12 +4,13 @@
 // waits for acks. Broker trouble is retried and reported as status; nothing here throws at Node-RED.
 // First: replaces two slow steps of kafkajs before kafkajs loads (see the file).
 import "./kafkajs-speedups";
-import { Kafka, type Consumer, type EachBatchPayload, type KafkaMessage } from "kafkajs";
+import { Kafka, type Admin, type Consumer, type EachBatchPayload, type KafkaMessage } from "kafkajs";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
-import { isConnectionError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
+import { isConnectionError, isRetriableKafkaError, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
 import { OffsetTracker, type TrackedOffset } from "./offset-tracker";
+import { partitionLags, type Watermarks } from "./partition-lag";
 import { bufferText, headersText, messageToEvents, type DecodeResult } from "./serialisation";
-import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, PartitionLag, StopOptions } from "./types";
+import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, PartitionAssignment, PartitionLag, StopOptions } from "./types";
 
 export interface ConsumerOptions {
   groupId: string;
@@ -37,6 +38,11 @@ export interface ConsumerOptions {
   maxWaitTimeMs?: number;
   /** Upper bound of data fetched per partition and request (default 1 MiB). */
   maxBytesPerPartition?: number;
+  /**
+   * How often the lag of every assigned partition is read from the broker's watermarks (default 10000 ms; 0: only
+   * after each fetched batch). Without it the lag freezes while delivery waits for acks, when it matters most.
+   */
+  lagIntervalMs?: number;
 }
 
 interface CheckedConsumerOptions extends Required<ConsumerOptions> {}
@@ -72,6 +78,7 @@ export function checkConsumerOptions(options: ConsumerOptions): CheckedConsumerO
     commitIntervalMs: integer(options.commitIntervalMs, "commitIntervalMs", 1000, 10, 600_000),
     maxWaitTimeMs: integer(options.maxWaitTimeMs, "maxWaitTimeMs", 500, 10, 60_000),
     maxBytesPerPartition: integer(options.maxBytesPerPartition, "maxBytesPerPartition", 1_048_576, 1024, 100 * 1_048_576),
+    lagIntervalMs: integer(options.lagIntervalMs, "lagIntervalMs", 10_000, 0, 3_600_000),
   };
 }
 
@@ -87,6 +94,12 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
   private stopping = false;
   private running: Promise<void> | null = null;
   private commitTimer: NodeJS.Timeout | null = null;
+  private lagTimer: NodeJS.Timeout | null = null;
+  /** Reads watermarks and the group's commits for the lag; connected on first use, dropped after a failure. */
+  private admin: Admin | null = null;
+  private refreshingLag = false;
+  /** This member's partitions per topic, from the last group join (empty while not a member). */
+  private assignment: PartitionAssignment = {};
   private committing: Promise<void> | null = null;
   private commitAgain = false;
   /** Resolves the wait of a full eachBatch once acks bring in-flight down to `resumeBelow`. */
@@ -127,6 +140,10 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       if (this.tracker.commitDue()) void this.commitNow();
     }, Math.max(10, Math.floor(this.options.commitIntervalMs / 2)));
     this.commitTimer.unref();
+    if (this.options.lagIntervalMs > 0) {
+      this.lagTimer = setInterval(() => void this.refreshLag(), this.options.lagIntervalMs);
+      this.lagTimer.unref();
+    }
     this.running = this.runWithRestart();
     return this.firstAttempt;
   }
@@ -183,6 +200,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       this.restartAttempt = 0;
       const partitions = Object.values(event.payload.memberAssignment).reduce((sum, list) => sum + list.length, 0);
       this.partitionCount = partitions;
+      this.setAssignment(event.payload.memberAssignment);
       this.setStatus("connected", `${partitions} partition${partitions === 1 ? "" : "s"}`);
     });
     consumer.on(REBALANCING, () => {
@@ -195,6 +213,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       const { error, restart } = event.payload;
       this.tracker.revokeAll();
       this.partitionCount = 0;
+      this.setAssignment({});
       this.releaseCapacity();
       if (this.stopping) return;
       if (restart) {
@@ -303,6 +322,60 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     if (this.tracker.acksSinceCommit >= this.tracker.commitEveryAcks && !this.committing) void this.commitNow();
   }
 
+  private setAssignment(assignment: PartitionAssignment): void {
+    this.assignment = Object.fromEntries(Object.entries(assignment).map(([topic, partitions]) => [topic, [...partitions].sort((a, b) => a - b)]));
+    this.safeEmit("assignment", this.assignment);
+  }
+
+  /** Emits the lag of every assigned partition from the broker's watermarks; skipped while not a working member. */
+  private async refreshLag(): Promise<void> {
+    const state = this.status.state;
+    if (this.refreshingLag || this.stopping || (state !== "connected" && state !== "paused")) return;
+    const topics = Object.keys(this.assignment).filter((topic) => this.assignment[topic].length > 0);
+    if (topics.length === 0) return;
+    this.refreshingLag = true;
+    try {
+      if (this.admin === null) {
+        const connecting = this.kafka.admin({ retry: { retries: 1 } });
+        await connecting.connect();
+        if (this.stopping) {
+          void settleWithin(connecting.disconnect(), 2000);
+          return;
+        }
+        this.admin = connecting;
+      }
+      const admin = this.admin;
+      const [committed, ...watermarks] = await Promise.all([
+        admin.fetchOffsets({ groupId: this.options.groupId, topics }),
+        ...topics.map((topic) => admin.fetchTopicOffsets(topic)),
+      ]);
+      if (this.stopping) return;
+      topics.forEach((topic, index) => {
+        // The group may have rebalanced meanwhile: only partitions still assigned are reported.
+        const partitions = this.assignment[topic] ?? [];
+        const commits = committed.find((entry) => entry.topic === topic)?.partitions ?? [];
+        const lags = partitionLags({
+          topic,
+          partitions,
+          watermarks: new Map<number, Watermarks>(watermarks[index].map((entry) => [entry.partition, { low: Number(entry.low), high: Number(entry.high) }])),
+          position: (partition) => this.tracker.position(topic, partition),
+          committed: new Map(commits.filter((entry) => Number(entry.offset) >= 0).map((entry) => [entry.partition, Number(entry.offset)])),
+          fromBeginning: this.options.fromBeginning,
+        });
+        for (const lag of lags) this.safeEmit("lag", lag);
+      });
+    } catch (error) {
+      // The consumer reports a broker that is down, and a passing error is tried again next time; anything else (say,
+      // no right to describe the group) is news.
+      if (!isConnectionError(error) && !isRetriableKafkaError(error)) this.problem("lag", error);
+      const admin = this.admin;
+      this.admin = null;
+      if (admin) void settleWithin(admin.disconnect(), 2000);
+    } finally {
+      this.refreshingLag = false;
+    }
+  }
+
   private releaseCapacity(): void {
     const resolve = this.capacityWaiter;
     this.capacityWaiter = null;
@@ -389,6 +462,8 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     this.releaseCapacity();
     if (this.commitTimer) clearInterval(this.commitTimer);
     this.commitTimer = null;
+    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.lagTimer = null;
     // Final commit while still a member of the group (after leaving, the coordinator rejects it). Bounded: with
     // the broker gone, kafkajs would retry the commit for a minute and hold up a Node-RED redeploy.
     // Node-RED gives a closing node 15 s; drain (2 s) + commit (4 s) + leave (5 s) + 1 s stays inside it.
@@ -397,7 +472,9 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     await settleWithin(this.commitNow(), Math.max(0, commitDeadline - Date.now()));
     const consumer = this.consumer;
     this.consumer = null;
-    if (consumer) await settleWithin(this.discard(consumer), 5000);
+    const admin = this.admin;
+    this.admin = null;
+    await settleWithin(Promise.all([consumer ? this.discard(consumer) : undefined, admin?.disconnect()]), 5000);
     await settleWithin(this.running, 1000);
     this.setStatus("stopped");
   }

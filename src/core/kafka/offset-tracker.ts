@@ -262,6 +262,11 @@ export class OffsetTracker {
     }
   }
 
+  /** Next offset this consumer hands out on a partition (after everything delivered or skipped); null before its first message. */
+  position(topic: string, partition: number): number | null {
+    return this.partitions.get(partitionKey(topic, partition))?.end ?? null;
+  }
+
   /** Position per partition, for status and tests: first unfinished offset (or end) and outstanding count. */
   snapshot(): Array<{ topic: string; partition: number; commitPoint: number | null; committed: number | null; unfinished: number }> {
     return [...this.partitions.values()].map((state) => ({

@@ -109,12 +109,18 @@ export interface StopOptions {
   drainTimeoutMs?: number;
 }
 
-/** Messages of a partition not yet fetched by this consumer, measured when a fetched batch has been handed out. */
+/**
+ * Messages of a partition not yet handed out by this consumer: measured when a fetched batch has been handed out,
+ * and every `lagIntervalMs` from the broker's watermarks for each assigned partition.
+ */
 export interface PartitionLag {
   topic: string;
   partition: number;
   lag: number;
 }
+
+/** Partitions per topic assigned to this member of the group ({} while it is not a member). */
+export type PartitionAssignment = Record<string, number[]>;
 
 export interface EventConsumer {
   /** Connects, joins the group and starts delivering; retries with backoff until `stop()`. Never rejects on broker trouble. */
@@ -130,4 +136,6 @@ export interface EventConsumer {
   on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
   on(event: "commit", listener: (offsets: CommitOffset[]) => void): this;
   on(event: "lag", listener: (lag: PartitionLag) => void): this;
+  /** After each group join (and {} when the consumer crashed): lag of other partitions is another member's to report. */
+  on(event: "assignment", listener: (assignment: PartitionAssignment) => void): this;
 }
