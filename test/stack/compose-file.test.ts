@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashSync } from "bcryptjs";
-import { repositoryRoot } from "../../scripts/node-red-runtime";
+import { repositoryRoot, YOUNG_GENERATION_FLAG } from "../../scripts/node-red-runtime";
 import { dashboardsDir, dockerDir, loadYaml, provisionedDataSources, SQLITE_DATASOURCE } from "../support/stack-dashboards";
+import { imageNodeOptions } from "../support/stack-node-red";
 import { requireCommand, runCommand } from "../support/stack-tools";
 
 interface ComposeService {
@@ -150,6 +151,11 @@ describe("stack: docker/compose.yml and the Node-RED image", function () {
       assert.match(dockerfile, /^HEALTHCHECK .*\n?.*healthcheck\.js/m);
       assert.match(dockerfile, /COPY [^\n]*docker\/node-red\/settings\.js[^\n]* \/usr\/src\/node-red\/iot-anomaly\//);
       assert.match(dockerfile, /^CMD \["--settings", "\/usr\/src\/node-red\/iot-anomaly\/settings\.js"\]/m);
+    });
+
+    it("runs Node-RED with the young generation that npm start and the benchmarks use", () => {
+      assert.equal(imageNodeOptions(), YOUNG_GENERATION_FLAG, "ENV NODE_OPTIONS of the runtime stage");
+      assert.equal(service("node-red").environment?.NODE_OPTIONS, undefined, "compose does not replace the image's NODE_OPTIONS");
     });
 
     it("ships only sources in its build context (.dockerignore)", () => {

@@ -1,13 +1,20 @@
 // Node-RED started the way the container image starts it: the image's settings file (docker/node-red/settings.js,
 // editor login from the environment) and the flow file as a positional argument, in a user directory where the
-// packed package is installed (test/support/packed-install.ts), with V8's default flags. Used by the container
-// stack's checks.
+// packed package is installed (test/support/packed-install.ts), with the NODE_OPTIONS the image sets. Used by the
+// container stack's checks.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { repositoryRoot, startNodeRed, type RunningNodeRed } from "../../scripts/node-red-runtime";
 
 export const containerSettingsFile = join(repositoryRoot, "docker", "node-red", "settings.js");
 
 export type ContainerNodeRed = RunningNodeRed;
+
+/** The NODE_OPTIONS of the image's ENV instruction (docker/Dockerfile), or "" when it sets none. */
+export function imageNodeOptions(): string {
+  const dockerfile = readFileSync(join(repositoryRoot, "docker", "Dockerfile"), "utf8");
+  return /^\s*NODE_OPTIONS=(\S+)/m.exec(dockerfile)?.[1] ?? "";
+}
 
 export interface ContainerStartOptions {
   userDir: string;
@@ -28,7 +35,7 @@ export function startContainerNodeRed(options: ContainerStartOptions): Promise<C
     settingsFile: containerSettingsFile,
     flowFile: options.flowFile,
     cwd: options.userDir,
-    env: { ...options.env, NODE_RED_HOST: "127.0.0.1" },
+    env: { NODE_OPTIONS: imageNodeOptions(), ...options.env, NODE_RED_HOST: "127.0.0.1" },
     unsetEnv,
     nodeArgs: [],
     readyPattern: options.readyPattern,
