@@ -267,8 +267,11 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
       }
       // Everything up to the batch's end is handed out (transaction markers after the last message need no ack).
       this.tracker.skipTo(topic, partition, Number(batch.lastOffset()) + 1);
-      // What is left on the partition once this batch is handed out (0 when keeping up), for the lag gauge.
-      this.emit("lag", { topic, partition, lag: Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1) } satisfies PartitionLag);
+      // What is left on the partition once this batch is handed out (0 when keeping up), for the lag gauge; not for
+      // a batch that finished just after its partition moved to another member (that member reports it now).
+      if (this.assignment[topic]?.includes(partition)) {
+        this.emit("lag", { topic, partition, lag: Math.max(0, Number(batch.highWatermark) - Number(batch.lastOffset()) - 1) } satisfies PartitionLag);
+      }
     } finally {
       // kafkajs fetches next from here; undelivered messages of a batch cut short come again in the next fetch.
       if (lastDelivered !== null) resolveOffset(lastDelivered);
