@@ -5,6 +5,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
 import type { SensorEvent } from "../../src/core/event";
 import {
   RollingSigma,
+  snapshotJson,
   type RollingSigmaOptions,
   type RollingSigmaSnapshot,
   type RollingSigmaSnapshotV1,
@@ -81,7 +82,7 @@ export = function register(RED: NodeAPI) {
 
     const file = stateFile(RED, node.id, "rolling-sigma");
     let saveWarned = false;
-    // The file may still hold a version 1 snapshot written before time windows and cool-down; restore reads both.
+    // The file may still hold a version 1 or 2 snapshot from an earlier release; restore reads all three.
     const snapshots = new PeriodicSnapshot<RollingSigmaSnapshot | RollingSigmaSnapshotV1>(
       file,
       () => {
@@ -92,6 +93,7 @@ export = function register(RED: NodeAPI) {
         if (!saveWarned) node.warn(t("errors.saveFailed", { file, error: error.message }));
         saveWarned = true;
       },
+      snapshotJson,
     );
     restore();
     snapshots.start(SNAPSHOT_INTERVAL_MS);

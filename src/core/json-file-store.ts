@@ -5,9 +5,14 @@ import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 export function saveJsonAtomic(path: string, value: unknown): void {
+  saveJsonTextAtomic(path, JSON.stringify(value));
+}
+
+/** The same for a value already turned into JSON text. */
+export function saveJsonTextAtomic(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify(value));
+  writeFileSync(temporary, text);
   renameSync(temporary, path);
 }
 

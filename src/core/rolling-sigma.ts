@@ -3,6 +3,7 @@
 // per-sensor alert cool-down. One window per sensor-metric; O(1) (amortised in time mode) per reading.
 import { AlertCooldown, type AlertCooldownSnapshot } from "./alert-cooldown";
 import type { SensorEvent, SigmaMetricResult, SigmaResult } from "./event";
+import { decodeFloat64, encodeFloat64 } from "./rolling-internals";
 import { RollingWindow, WINDOW_SIZE_LIMITS, type RollingWindowState } from "./rolling-stats";
 import { RollingTimeWindow, type RollingTimeWindowState } from "./rolling-time-window";
 
@@ -59,10 +60,29 @@ export interface RollingSigmaConfig {
 }
 
 /**
- * Persisted state of every window and of the cool-down. Entries, not objects keyed by id, so an id like
- * "__proto__" is safe. Version 2 added the window mode, time windows and the cool-down.
+ * Persisted state of every window and of the cool-down: version 3 for count windows, version 2 for time windows.
+ * Entries, not objects keyed by id, so an id like "__proto__" is safe.
  */
-export interface RollingSigmaSnapshot {
+export type RollingSigmaSnapshot = RollingSigmaSnapshotV2 | RollingSigmaSnapshotV3;
+
+/**
+ * Count windows packed into one base64 string, in the order of `sensors` and their metrics: per window its count,
+ * mean, M2 and additions since the exact recomputation, then its values oldest-first, as little-endian float64s.
+ * One string instead of one per window: for 5000 sensors of 3 metrics the snapshot is taken and written as JSON
+ * (snapshotJson) in tens of milliseconds instead of 150, all of it on the event loop.
+ */
+export interface RollingSigmaSnapshotV3 {
+  version: 3;
+  windowMode: "count";
+  windowSize: number;
+  sensors: Array<[sensorId: string, metrics: string[]]>;
+  windows: string;
+  /** Sensors cooling down after an alert; absent when the detector has no cool-down. */
+  cooldown?: AlertCooldownSnapshot;
+}
+
+/** Version 2, written for every window mode until version 3, and still for time windows. Version 2 added the window mode, time windows and the cool-down. */
+export interface RollingSigmaSnapshotV2 {
   version: 2;
   windowMode: SigmaWindowMode;
   windowSize: number;
@@ -321,16 +341,32 @@ export class RollingSigma {
     this.cooldown = this.newCooldown();
   }
 
-  /** Every window and the cool-down state, for a state file. */
+  /** Every window and the cool-down state, for a state file (write it with snapshotJson). */
   snapshot(): RollingSigmaSnapshot {
-    const sensors: RollingSigmaSnapshot["sensors"] = [];
+    if (!this.timeMode) return this.packedSnapshot();
+    const sensors: RollingSigmaSnapshotV2["sensors"] = [];
     for (const [sensorId, metrics] of this.windows) {
       const entries: Array<[string, RollingWindowState | RollingTimeWindowState]> = [];
       for (const [metric, window] of metrics) entries.push([metric, window.toJSON()]);
       sensors.push([sensorId, entries]);
     }
-    const snapshot: RollingSigmaSnapshot = { version: 2, windowMode: this.config.windowMode, windowSize: this.windowSize, sensors };
-    if (this.timeMode) snapshot.windowSeconds = this.config.windowSeconds;
+    const snapshot: RollingSigmaSnapshotV2 = { version: 2, windowMode: this.config.windowMode, windowSize: this.windowSize, sensors };
+    snapshot.windowSeconds = this.config.windowSeconds;
+    if (this.cooldown !== null) snapshot.cooldown = this.cooldown.snapshot();
+    return snapshot;
+  }
+
+  private packedSnapshot(): RollingSigmaSnapshotV3 {
+    let length = 0;
+    for (const metrics of this.windows.values()) for (const window of metrics.values()) length += (window as RollingWindow).packedLength;
+    const numbers = new Float64Array(length);
+    const sensors: RollingSigmaSnapshotV3["sensors"] = [];
+    let at = 0;
+    for (const [sensorId, metrics] of this.windows) {
+      sensors.push([sensorId, [...metrics.keys()]]);
+      for (const window of metrics.values()) at = (window as RollingWindow).packInto(numbers, at);
+    }
+    const snapshot: RollingSigmaSnapshotV3 = { version: 3, windowMode: "count", windowSize: this.windowSize, sensors, windows: encodeFloat64(numbers) };
     if (this.cooldown !== null) snapshot.cooldown = this.cooldown.snapshot();
     return snapshot;
   }
@@ -341,7 +377,7 @@ export class RollingSigma {
    * snapshot is not recognisable (`restore` then says what is wrong).
    */
   windowMismatch(snapshot: RollingSigmaSnapshot | RollingSigmaSnapshotV1): { saved: string; current: string } | null {
-    if (snapshot === null || typeof snapshot !== "object" || (snapshot.version !== 1 && snapshot.version !== 2)) return null;
+    if (!isSnapshotVersion(snapshot)) return null;
     const mode: unknown = snapshot.version === 1 ? "count" : snapshot.windowMode;
     const seconds = snapshot.version === 2 && mode === "time" ? snapshot.windowSeconds : undefined;
     const fits =
@@ -361,13 +397,44 @@ export class RollingSigma {
    * fit (`windowMismatch`).
    */
   restore(snapshot: RollingSigmaSnapshot | RollingSigmaSnapshotV1): void {
-    if (snapshot === null || typeof snapshot !== "object" || (snapshot.version !== 1 && snapshot.version !== 2) || !Array.isArray(snapshot.sensors)) {
-      throw new Error("rolling-sigma snapshot is not a version 1 or 2 snapshot");
+    if (!isSnapshotVersion(snapshot) || !Array.isArray(snapshot.sensors)) {
+      throw new Error("rolling-sigma snapshot is not a version 1, 2 or 3 snapshot");
     }
     const mismatch = this.windowMismatch(snapshot);
     if (mismatch !== null) {
       throw new Error(`rolling-sigma snapshot was taken with ${mismatch.saved}, the detector uses ${mismatch.current}`);
     }
+    const { windows, readyWindows } = snapshot.version === 3 ? this.unpackWindows(snapshot) : this.windowsFromEntries(snapshot);
+    const cooldown = this.cooldownFrom(snapshot);
+    this.windows = windows;
+    this.readyWindows = readyWindows;
+    this.cooldown = cooldown;
+  }
+
+  private unpackWindows(snapshot: RollingSigmaSnapshotV3): { windows: Map<string, Map<string, AnyWindow>>; readyWindows: number } {
+    if (typeof snapshot.windows !== "string") throw new Error(`rolling-sigma snapshot "windows" must be a base64 string`);
+    const numbers = decodeFloat64(snapshot.windows, 'rolling-sigma snapshot "windows"');
+    const windows = new Map<string, Map<string, AnyWindow>>();
+    let readyWindows = 0;
+    let at = 0;
+    for (const entry of snapshot.sensors) {
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Array.isArray(entry[1]) || !entry[1].every((metric) => typeof metric === "string")) {
+        throw new Error("rolling-sigma snapshot has a malformed sensor entry");
+      }
+      const metrics = new Map<string, AnyWindow>();
+      for (const metric of entry[1]) {
+        const { window, next } = RollingWindow.unpack(numbers, at, this.windowSize, `"${entry[0]}/${metric}"`);
+        at = next;
+        if (window.count >= this.minSamples) readyWindows++;
+        metrics.set(metric, window);
+      }
+      windows.set(entry[0], metrics);
+    }
+    if (at !== numbers.length) throw new Error(`rolling-sigma snapshot "windows" holds more numbers than its sensors' windows`);
+    return { windows, readyWindows };
+  }
+
+  private windowsFromEntries(snapshot: RollingSigmaSnapshotV2 | RollingSigmaSnapshotV1): { windows: Map<string, Map<string, AnyWindow>>; readyWindows: number } {
     const windows = new Map<string, Map<string, AnyWindow>>();
     let readyWindows = 0;
     for (const entry of snapshot.sensors) {
@@ -385,10 +452,7 @@ export class RollingSigma {
       }
       windows.set(entry[0], metrics);
     }
-    const cooldown = this.cooldownFrom(snapshot);
-    this.windows = windows;
-    this.readyWindows = readyWindows;
-    this.cooldown = cooldown;
+    return { windows, readyWindows };
   }
 
   /**
@@ -414,7 +478,7 @@ export class RollingSigma {
   /** A fresh cool-down holding the snapshot's keys (or none); validated before anything is replaced. */
   private cooldownFrom(snapshot: RollingSigmaSnapshot | RollingSigmaSnapshotV1): AlertCooldown | null {
     const cooldown = this.newCooldown();
-    const saved = snapshot?.version === 2 ? snapshot.cooldown : undefined;
+    const saved = snapshot?.version === 2 || snapshot?.version === 3 ? snapshot.cooldown : undefined;
     if (cooldown !== null && saved !== undefined && saved !== null) {
       try {
         cooldown.restore(saved);
@@ -512,4 +576,21 @@ export class RollingSigma {
     const flag = side === 0 ? z > this.k || z < -this.k : side > 0 ? z > this.k : z < -this.k;
     return { mean, std, z, flag };
   }
+}
+
+function isSnapshotVersion(snapshot: unknown): snapshot is RollingSigmaSnapshot | RollingSigmaSnapshotV1 {
+  if (snapshot === null || typeof snapshot !== "object") return false;
+  const version = (snapshot as { version?: unknown }).version;
+  return version === 1 || version === 2 || version === 3;
+}
+
+/**
+ * A snapshot from `snapshot()` as JSON text, as JSON.stringify would write it (keys may come in another order). For
+ * version 3 the packed windows go in as they are rather than scanned by JSON.stringify: base64 needs no escaping,
+ * and scanning the 17 MB of 5000 sensors took about 70 ms.
+ */
+export function snapshotJson(snapshot: RollingSigmaSnapshot | RollingSigmaSnapshotV1): string {
+  if (snapshot.version !== 3) return JSON.stringify(snapshot);
+  const { windows, ...rest } = snapshot;
+  return `${JSON.stringify(rest).slice(0, -1)},"windows":"${windows}"}`;
 }

@@ -10,6 +10,9 @@ const { decodeFloat64, encodeFloat64 } = internals;
 
 export const WINDOW_SIZE_LIMITS = { min: 2, max: 100_000 } as const;
 
+/** Numbers before a window's values in its packed form: count, mean, M2, additions since the exact recomputation. */
+export const PACKED_WINDOW_HEADER = 4;
+
 /** Persisted form of a RollingWindow. `values` is the window oldest-first, as base64 of little-endian float64s
  * (exact, and about 30x faster to write and read than a JSON number array for thousands of windows). */
 export interface RollingWindowState {
@@ -168,17 +171,63 @@ export class RollingWindow {
     };
   }
 
+  /** Numbers `packInto` writes for this window. */
+  get packedLength(): number {
+    return PACKED_WINDOW_HEADER + this.filled;
+  }
+
+  /**
+   * The state of `toJSON()` as plain numbers at `target[at]`: count, mean, M2, sinceExact, then the values
+   * oldest-first. Many windows packed into one array are saved as one base64 string, far quicker than one per
+   * window. Returns the position after this window.
+   */
+  packInto(target: Float64Array, at: number): number {
+    target[at] = this.filled;
+    target[at + 1] = this.runningMean;
+    target[at + 2] = this.m2;
+    target[at + 3] = this.sinceExact;
+    const first = at + PACKED_WINDOW_HEADER;
+    const start = this.oldestPosition();
+    const firstPart = Math.min(this.filled, this.windowSize - start);
+    target.set(this.ring.subarray(start, start + firstPart), first);
+    if (firstPart < this.filled) target.set(this.ring.subarray(0, this.filled - firstPart), first + firstPart);
+    return first + this.filled;
+  }
+
+  /** Reads a window that `packInto` wrote at `source[at]`; `name` identifies it in errors. Returns it and the position after it. */
+  static unpack(source: Float64Array, at: number, windowSize: number, name: string): { window: RollingWindow; next: number } {
+    const count = source[at];
+    if (!Number.isInteger(count) || count < 0 || at + PACKED_WINDOW_HEADER + count > source.length) {
+      throw new Error(`window ${name}: the packed windows end before it, or its count is not a count`);
+    }
+    const values = source.subarray(at + PACKED_WINDOW_HEADER, at + PACKED_WINDOW_HEADER + count);
+    const state = { count, mean: source[at + 1], m2: source[at + 2], sinceExact: source[at + 3] };
+    return { window: RollingWindow.fromValues(windowSize, values, state, `window ${name}`), next: at + PACKED_WINDOW_HEADER + count };
+  }
+
   /** Rebuilds a window from `toJSON()` output; throws an Error naming the field when the state is malformed. */
   static fromJSON(state: RollingWindowState): RollingWindow {
     if (state === null || typeof state !== "object") throw new Error(`window state must be an object (got ${String(state)})`);
-    const window = new RollingWindow(state.windowSize);
     if (typeof state.values !== "string") throw new Error(`window state "values" must be a base64 string`);
-    const values = decodeFloat64(state.values, 'window state "values"');
+    return RollingWindow.fromValues(state.windowSize, decodeFloat64(state.values, 'window state "values"'), state, "window state");
+  }
+
+  /**
+   * A window holding `values` (oldest-first) with the saved running sums when they fit the values, else recomputed
+   * from them. `label` starts the error messages.
+   */
+  private static fromValues(
+    windowSize: number,
+    values: Float64Array,
+    state: Pick<RollingWindowState, "count" | "mean" | "m2" | "sinceExact">,
+    label: string,
+  ): RollingWindow {
+    const window = new RollingWindow(windowSize);
     if (values.length > window.windowSize) {
-      throw new Error(`window state holds ${values.length} values, more than its windowSize ${window.windowSize}`);
+      throw new Error(`${label} holds ${values.length} values, more than its windowSize ${window.windowSize}`);
     }
     for (let i = 0; i < values.length; i++) {
-      if (!Number.isFinite(values[i])) throw new Error(`window state "values" holds a non-finite value at ${i}`);
+      if (!Number.isFinite(values[i])) throw new Error(`${label} "values" holds a non-finite value at ${i}`);
     }
     window.ring.set(values, 0);
     window.filled = values.length;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { SensorEvent } from "../../src/core/event";
-import { RollingSigma, type RollingSigmaOptions } from "../../src/core/rolling-sigma";
+import { RollingSigma, snapshotJson, type RollingSigmaOptions, type RollingSigmaSnapshotV2 } from "../../src/core/rolling-sigma";
+import type { RollingWindow } from "../../src/core/rolling-stats";
 import { gaussian } from "../support/seeded-noise";
 
 /** Brute force over the previous values: mean, sample std, z and flag as the detector should report them. */
@@ -161,8 +162,12 @@ describe("core/rolling-sigma RollingSigma", () => {
     const sensors = ["a", "b", "c", "__proto__"];
     for (let i = 0; i < 5000; i++) original.check(sensors[i % 4], i % 3 ? "x" : "y", 1e6 + noise() + (i % 101 === 0 ? 9 : 0));
     original.check("d", "x", 1); // a window still warming up
+    const snapshot = original.snapshot();
+    assert.equal(snapshot.version, 3, "count windows are saved packed");
+    const text = snapshotJson(snapshot);
+    assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(snapshot)), "snapshotJson writes what JSON.stringify writes");
     const restored = new RollingSigma(options);
-    restored.restore(JSON.parse(JSON.stringify(original.snapshot())));
+    restored.restore(JSON.parse(text));
     assert.equal(restored.sensorCount, original.sensorCount);
     assert.equal(restored.readyWindowCount, original.readyWindowCount);
     for (let i = 0; i < 5000; i++) {
@@ -183,7 +188,46 @@ describe("core/rolling-sigma RollingSigma", () => {
     );
     assert.equal(detector.sensorCount, 1);
     assert.ok(detector.window("s2", "m"));
-    assert.throws(() => detector.restore({ nonsense: true } as never), /not a version 1 or 2 snapshot/);
+    assert.throws(() => detector.restore({ nonsense: true } as never), /not a version 1, 2 or 3 snapshot/);
+  });
+
+  it("still restores a version 2 snapshot of count windows (one object per window, written before version 3)", () => {
+    const original = new RollingSigma({ windowSize: 30, minSamples: 10 });
+    const noise = gaussian(4);
+    for (let i = 0; i < 400; i++) original.check(`s${i % 4}`, "m", 20 + noise());
+    const v2: RollingSigmaSnapshotV2 = {
+      version: 2,
+      windowMode: "count",
+      windowSize: 30,
+      sensors: [0, 1, 2, 3].map((s) => [`s${s}`, [["m", (original.window(`s${s}`, "m") as RollingWindow).toJSON()]]]),
+    };
+    const restored = new RollingSigma({ windowSize: 30, minSamples: 10 });
+    restored.restore(JSON.parse(JSON.stringify(v2)));
+    assert.equal(restored.readyWindowCount, 4);
+    for (let i = 0; i < 200; i++) {
+      const value = 20 + noise();
+      assert.deepEqual(restored.check(`s${i % 4}`, "m", value), original.check(`s${i % 4}`, "m", value));
+    }
+  });
+
+  it("refuses a version 3 snapshot whose packed windows do not match its sensors, and keeps its own windows", () => {
+    const source = new RollingSigma({ windowSize: 20, minSamples: 5 });
+    warmUp(source, "s1", "m", 20);
+    warmUp(source, "s2", "m", 8);
+    const snapshot = JSON.parse(snapshotJson(source.snapshot()));
+    const detector = new RollingSigma({ windowSize: 20, minSamples: 5 });
+    warmUp(detector, "mine", "m", 5);
+    const extraSensor = { ...snapshot, sensors: [...snapshot.sensors, ["s3", ["m"]]] };
+    assert.throws(() => detector.restore(extraSensor), /window "s3\/m": the packed windows end before it/);
+    const missingSensor = { ...snapshot, sensors: snapshot.sensors.slice(0, 1) };
+    assert.throws(() => detector.restore(missingSensor), /"windows" holds more numbers than its sensors' windows/);
+    assert.throws(() => detector.restore({ ...snapshot, windows: 42 }), /"windows" must be a base64 string/);
+    assert.throws(() => detector.restore({ ...snapshot, sensors: [["s1", [7]]] }), /malformed sensor entry/);
+    assert.deepEqual(
+      [detector.sensorCount, Boolean(detector.window("mine", "m"))],
+      [1, true],
+      "a refused snapshot changes nothing",
+    );
   });
 
   it("forgets every window on reset, so the next values warm up again", () => {

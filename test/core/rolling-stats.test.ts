@@ -159,6 +159,43 @@ describe("core/rolling-stats RollingWindow", () => {
     }
   });
 
+  it("packs several windows back to back into one array and unpacks each bit-for-bit", () => {
+    const noise = gaussian(8);
+    const windows = [3, 40, 95].map((count) => {
+      const window = new RollingWindow(40);
+      for (let i = 0; i < count; i++) window.add(1e6 + noise());
+      return window;
+    });
+    const packed = new Float64Array(windows.reduce((sum, window) => sum + window.packedLength, 0));
+    let at = 0;
+    for (const window of windows) at = window.packInto(packed, at);
+    assert.equal(at, packed.length);
+    at = 0;
+    for (const original of windows) {
+      const { window: restored, next } = RollingWindow.unpack(packed, at, 40, "test");
+      at = next;
+      assert.deepEqual(restored.toJSON(), original.toJSON(), "same state as the original");
+      for (let i = 0; i < 500; i++) {
+        const value = 1e6 + noise();
+        original.add(value);
+        restored.add(value);
+        assert.equal(restored.std, original.std);
+      }
+    }
+  });
+
+  it("refuses a packed window that is cut short, has no count, or holds more values than its windowSize", () => {
+    const window = new RollingWindow(5);
+    for (let i = 0; i < 5; i++) window.add(i);
+    const packed = new Float64Array(window.packedLength);
+    window.packInto(packed, 0);
+    assert.throws(() => RollingWindow.unpack(packed.subarray(0, 7), 0, 5, '"s1/m"'), /window "s1\/m": the packed windows end before it/);
+    assert.throws(() => RollingWindow.unpack(Float64Array.of(2.5, 0, 0, 0, 1, 2, 3), 0, 5, "w"), /its count is not a count/);
+    assert.throws(() => RollingWindow.unpack(packed, 0, 3, "w"), /window w holds 5 values, more than its windowSize 3/);
+    packed[6] = Number.NaN;
+    assert.throws(() => RollingWindow.unpack(packed, 0, 5, "w"), /window w "values" holds a non-finite value at 2/);
+  });
+
   it("keeps its persisted state small: about 1.2 KB of JSON for a full window of 100", () => {
     const window = new RollingWindow(100);
     for (let i = 0; i < 100; i++) window.add(Math.random());

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Node, NodeMessage } from "node-red";
 import helper from "node-red-node-test-helper";
 import type { SensorEvent } from "../../src/core/event";
+import { RollingSigma, type RollingSigmaSnapshotV2 } from "../../src/core/rolling-sigma";
+import type { RollingWindow } from "../../src/core/rolling-stats";
 import rollingSigmaNode from "../../nodes/rolling-3-sigma/rolling-3-sigma";
 
 helper.init(require.resolve("node-red"));
@@ -141,6 +143,28 @@ describe("nodes/rolling-3-sigma (iot-rolling-3-sigma)", function () {
     assert.equal(result?.ready, true);
     assert.equal(result?.anomaly, true);
     assert.ok(Math.abs((result?.metrics.vibration.mean as number) - 20) < 0.2);
+  });
+
+  it("restores a state file of the previous format (version 2, one object per window) and saves it packed (version 3)", async () => {
+    const before = new RollingSigma({ windowSize: 100 });
+    for (const event of cleanBatch(100)) before.processEvent(event);
+    const v2: RollingSigmaSnapshotV2 = {
+      version: 2,
+      windowMode: "count",
+      windowSize: 100,
+      sensors: [["pump-1", [["vibration", (before.window("pump-1", "vibration") as RollingWindow).toJSON()]]]],
+    };
+    const file = join(stateDir, "sigma.rolling-sigma.json");
+    writeFileSync(file, JSON.stringify(v2));
+
+    await helper.load(rollingSigmaNode, flow());
+    const all = recorder("all");
+    helper.getNode("sigma").receive({ payload: reading(35) });
+    const result = ((await all.next()).payload as SensorEvent).detectors?.rolling3Sigma;
+    assert.equal(result?.ready, true, "no new warm-up");
+    assert.equal(result?.anomaly, true);
+    await helper.unload();
+    assert.equal((JSON.parse(readFileSync(file, "utf8")) as { version: number }).version, 3);
   });
 
   it("discards saved windows taken with another window size, with a log line, and warms up again", async () => {
