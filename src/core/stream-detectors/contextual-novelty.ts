@@ -3,7 +3,9 @@
 // which level followed each context (the levels of the rows just before, and the time of day) and scores a row by
 // the share of its contexts that never led to its level before. A pattern is learnt the first time it is seen, so
 // a repeated pattern stops scoring, while a level, a step or a time-of-day behaviour the series never showed
-// scores high. Memory grows with the number of distinct patterns, bounded by grids × levels² × (maxOrder, dayParts).
+// scores high. The patterns seen are kept in pattern-memory.ts: a bitset of every possible pattern for the usual
+// grids, text keys where there would be too many possible patterns.
+import { MAX_PATTERN_BITS, PatternBits, PatternKeys, type PatternMemory } from "./pattern-memory";
 import { onAlertScale, type SeriesContext, type StreamDetector } from "./types";
 import { RangeEstimate, type RangeEstimateSnapshot, type RangeMode } from "./value-range";
 
@@ -31,12 +33,15 @@ export interface ContextualNoveltyOptions {
 
 /** Everything a ContextualNovelty has learnt, as JSON, for a node's state file. */
 export interface ContextualNoveltySnapshot {
-  version: 1;
+  /** 1: patterns as text keys (`seen`); 2: as a bitset (`seenBits`). Version 1 is still read by a bitset detector. */
+  version: 1 | 2;
   /** The grids' level counts it learnt with: patterns of other grids mean nothing to this one. */
   grids: number[];
   range: RangeEstimateSnapshot;
   recent: number[][];
-  seen: string[];
+  seen?: string[];
+  /** Base64 of one bit per possible pattern (pattern-memory.ts). */
+  seenBits?: string;
   /** null before the first value (JSON has no Infinity). */
   runningMin: number | null;
   runningMax: number | null;
@@ -47,15 +52,17 @@ export class ContextualNovelty implements StreamDetector {
   private readonly grids: number[];
   /** Per grid, the levels of the last maxOrder rows, most recent last. */
   private readonly recent: number[][];
-  /** Context-and-level pairs seen so far, as text keys. */
-  private readonly seen = new Set<string>();
+  /** Context-and-level patterns seen so far. */
+  private patterns: PatternMemory;
   private runningMin = Number.POSITIVE_INFINITY;
   private runningMax = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly options: ContextualNoveltyOptions, context: SeriesContext) {
+  /** `maxPatternBits`: the largest pattern space kept as a bitset (replaceable in tests, to compare with text keys). */
+  constructor(private readonly options: ContextualNoveltyOptions, context: SeriesContext, private readonly maxPatternBits = MAX_PATTERN_BITS) {
     this.range = new RangeEstimate(options.range, context, options.rangePadding);
     this.grids = typeof options.levels === "number" ? [options.levels] : [...options.levels];
     this.recent = this.grids.map(() => []);
+    this.patterns = this.newPatterns();
   }
 
   score(timestampMs: number, value: number): number {
@@ -70,14 +77,10 @@ export class ContextualNovelty implements StreamDetector {
     for (let grid = 0; grid < this.grids.length; grid++) {
       const recent = this.recent[grid];
       const level = this.levelOf(value, this.grids[grid]);
-      let key = `${grid}|${level}`;
-      for (let length = 1; length <= order; length++) {
-        key = `${recent[order - length]},${key}`;
-        if (this.learn(key)) unseen++;
-        contexts++;
-      }
+      unseen += this.patterns.learnTransitions(grid, level, recent, order);
+      contexts += order;
       if (dayPart >= 0) {
-        if (this.learn(`${grid}@${dayPart}|${level}`)) unseen++;
+        if (this.patterns.learnDayPart(grid, dayPart, level)) unseen++;
         contexts++;
       }
       recent.push(level);
@@ -88,12 +91,13 @@ export class ContextualNovelty implements StreamDetector {
   }
 
   snapshot(): ContextualNoveltySnapshot {
+    const patterns = this.patterns.toState();
     return {
-      version: 1,
+      version: "seenBits" in patterns ? 2 : 1,
       grids: [...this.grids],
       range: this.range.snapshot(),
       recent: this.recent.map((levels) => [...levels]),
-      seen: [...this.seen],
+      ...patterns,
       runningMin: Number.isFinite(this.runningMin) ? this.runningMin : null,
       runningMax: Number.isFinite(this.runningMax) ? this.runningMax : null,
     };
@@ -102,37 +106,49 @@ export class ContextualNovelty implements StreamDetector {
   /** Takes over what a snapshot learnt; throws, changing nothing, when it is malformed or was learnt on other grids
    * (another `levels`) or another order or range mode. */
   restore(snapshot: ContextualNoveltySnapshot): void {
-    if (snapshot === null || typeof snapshot !== "object" || snapshot.version !== 1) {
-      throw new TypeError("contextual-novelty snapshot is not a version 1 snapshot");
+    if (snapshot === null || typeof snapshot !== "object" || (snapshot.version !== 1 && snapshot.version !== 2)) {
+      throw new TypeError("contextual-novelty snapshot is not a version 1 or 2 snapshot");
     }
     const { grids, recent, seen, runningMin, runningMax } = snapshot;
     if (!Array.isArray(grids) || grids.join(",") !== this.grids.join(",")) {
       throw new TypeError(`contextual-novelty snapshot was learnt with levels ${JSON.stringify(grids)}, this detector uses ${JSON.stringify(this.grids)}`);
     }
-    const levelList = (levels: unknown) =>
-      Array.isArray(levels) && levels.length <= this.options.maxOrder && levels.every((level) => Number.isInteger(level));
+    // A level is -1 (below the range) to the grid's level count (above it); anything else could not have been learnt.
+    const levelList = (levels: unknown, grid: number) =>
+      Array.isArray(levels) && levels.length <= this.options.maxOrder &&
+      levels.every((level) => Number.isInteger(level) && level >= -1 && level <= this.grids[grid]);
     if (!Array.isArray(recent) || recent.length !== this.grids.length || !recent.every(levelList) ||
       new Set(recent.map((levels) => levels.length)).size > 1) {
       throw new TypeError(`contextual-novelty snapshot has malformed recent levels (order ${this.options.maxOrder} expected)`);
     }
-    if (!Array.isArray(seen) || !seen.every((key) => typeof key === "string")) {
+    if (snapshot.version === 1 && (!Array.isArray(seen) || !seen.every((key) => typeof key === "string"))) {
       throw new TypeError("contextual-novelty snapshot has malformed patterns");
     }
     const bound = (value: unknown) => value === null || (typeof value === "number" && Number.isFinite(value));
     if (!bound(runningMin) || !bound(runningMax)) throw new TypeError("contextual-novelty snapshot has a malformed running range");
+    const patterns = this.patternsFrom(snapshot);
     this.range.restore(snapshot.range); // validates first, before anything of this detector changes
     for (let grid = 0; grid < this.grids.length; grid++) this.recent[grid] = [...recent[grid]];
-    this.seen.clear();
-    for (const key of seen) this.seen.add(key);
+    this.patterns = patterns;
     this.runningMin = runningMin ?? Number.POSITIVE_INFINITY;
     this.runningMax = runningMax ?? Number.NEGATIVE_INFINITY;
   }
 
-  /** Remembers a pattern; true when it is new. */
-  private learn(key: string): boolean {
-    if (this.seen.has(key)) return false;
-    this.seen.add(key);
-    return true;
+  private newPatterns(): PatternBits | PatternKeys {
+    const layout = { grids: this.grids, maxOrder: this.options.maxOrder, dayParts: this.options.dayParts };
+    return PatternBits.size(layout, this.maxPatternBits) === null ? new PatternKeys() : new PatternBits(layout);
+  }
+
+  /** The patterns of a snapshot in this detector's form; throws when they are malformed or of another layout. */
+  private patternsFrom(snapshot: ContextualNoveltySnapshot): PatternMemory {
+    const patterns = this.newPatterns();
+    if (patterns instanceof PatternKeys) {
+      if (snapshot.version !== 1) throw new TypeError("contextual-novelty snapshot holds its patterns as a bitset, this detector keeps text keys");
+      return new PatternKeys(snapshot.seen);
+    }
+    if (snapshot.version === 1) patterns.loadKeys(snapshot.seen!);
+    else patterns.loadBits(snapshot.seenBits);
+    return patterns;
   }
 
   private levelOf(value: number, levels: number): number {
