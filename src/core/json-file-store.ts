@@ -4,11 +4,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { mkdir, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
-export function saveJsonAtomic(path: string, value: unknown): void {
-  saveJsonTextAtomic(path, JSON.stringify(value));
-}
-
-/** The same for a value already turned into JSON text. */
+/** Replaces `path` with JSON text (from JSON.stringify, or a detector's own faster writer), atomically. */
 export function saveJsonTextAtomic(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;

@@ -350,8 +350,7 @@ export class RollingSigma {
       for (const [metric, window] of metrics) entries.push([metric, window.toJSON()]);
       sensors.push([sensorId, entries]);
     }
-    const snapshot: RollingSigmaSnapshotV2 = { version: 2, windowMode: this.config.windowMode, windowSize: this.windowSize, sensors };
-    snapshot.windowSeconds = this.config.windowSeconds;
+    const snapshot: RollingSigmaSnapshotV2 = { version: 2, windowMode: "time", windowSize: this.windowSize, windowSeconds: this.config.windowSeconds, sensors };
     if (this.cooldown !== null) snapshot.cooldown = this.cooldown.snapshot();
     return snapshot;
   }

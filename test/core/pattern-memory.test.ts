@@ -22,7 +22,7 @@ describe("core/stream-detectors/pattern-memory", () => {
   });
 
   it("a bitset and text keys say the same about every pattern, new exactly once", () => {
-    const bits = new PatternBits(LAYOUT);
+    const bits = PatternBits.forLayout(LAYOUT)!;
     const keys = new PatternKeys();
     const random = gaussian(21);
     const recent = LAYOUT.grids.map(() => [] as number[]);
@@ -43,17 +43,17 @@ describe("core/stream-detectors/pattern-memory", () => {
     }
     assert.ok(news > 100, `${news} new transitions`);
     // The text keys of a version 1 state, loaded into a bitset, are the same bits.
-    const loaded = new PatternBits(LAYOUT);
+    const loaded = PatternBits.forLayout(LAYOUT)!;
     loaded.loadKeys(keys.toState().seen);
     assert.equal(loaded.toState().seenBits, bits.toState().seenBits);
   });
 
   it("refuses text keys that are not patterns of its layout, and a bitset of another layout", () => {
-    const bits = new PatternBits(LAYOUT);
+    const bits = PatternBits.forLayout(LAYOUT)!;
     for (const key of ["3|1", "x,0|1", "0,9|1", "0|1,2", "1,2,3,0|1", "0,0|13", "0@24|1", "0@-1|1", "4@0|1", "0,-2|1", ""]) {
       assert.throws(() => bits.loadKeys([key]), /malformed pattern/, JSON.stringify(key));
     }
-    assert.throws(() => bits.loadBits(new PatternBits({ ...LAYOUT, dayParts: 12 }).toState().seenBits), /bytes of patterns, this detector's layout has/);
+    assert.throws(() => bits.loadBits(PatternBits.forLayout({ ...LAYOUT, dayParts: 12 })!.toState().seenBits), /bytes of patterns, this detector's layout has/);
     assert.throws(() => bits.loadBits(42), /seenBits is not a string/);
   });
 });

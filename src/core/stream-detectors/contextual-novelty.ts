@@ -136,7 +136,7 @@ export class ContextualNovelty implements StreamDetector {
 
   private newPatterns(): PatternBits | PatternKeys {
     const layout = { grids: this.grids, maxOrder: this.options.maxOrder, dayParts: this.options.dayParts };
-    return PatternBits.size(layout, this.maxPatternBits) === null ? new PatternKeys() : new PatternBits(layout);
+    return PatternBits.forLayout(layout, this.maxPatternBits) ?? new PatternKeys();
   }
 
   /** The patterns of a snapshot in this detector's form; throws when they are malformed or of another layout. */

@@ -66,43 +66,59 @@ export class PatternKeys implements PatternMemory {
  * stored shifted by one (0 for -1) as a digit of base `base` (the largest level count + 2): a transition of length
  * n is level + base·previous₁ + base²·previous₂ + … within its block of base^(n+1) bits.
  */
+interface BitBlocks {
+  base: number;
+  /** transitionStart[grid][length - 1]: first bit of that grid's transitions of that length. */
+  transitionStart: number[][];
+  dayStart: number[];
+  total: number;
+}
+
+/** Where each grid's blocks of bits start, or null as soon as they would pass `maxBits`. */
+function bitBlocks(layout: PatternLayout, maxBits: number): BitBlocks | null {
+  const base = Math.max(...layout.grids) + 2;
+  const transitionStart: number[][] = [];
+  const dayStart: number[] = [];
+  let total = 0;
+  for (let grid = 0; grid < layout.grids.length; grid++) {
+    const starts: number[] = [];
+    for (let length = 1; length <= layout.maxOrder; length++) {
+      starts.push(total);
+      total += base ** (length + 1);
+      if (total > maxBits) return null;
+    }
+    transitionStart.push(starts);
+    dayStart.push(total);
+    total += layout.dayParts * base;
+  }
+  return total > maxBits ? null : { base, transitionStart, dayStart, total };
+}
+
 export class PatternBits implements PatternMemory {
   private readonly base: number;
-  /** transitionStart[grid][length - 1]: first bit of that grid's transitions of that length. */
-  private readonly transitionStart: number[][] = [];
-  private readonly dayStart: number[] = [];
+  private readonly transitionStart: number[][];
+  private readonly dayStart: number[];
   private readonly bits: Uint8Array;
 
   /** The bits `layout` needs, or null when it has too many possible patterns for a bitset. */
   static size(layout: PatternLayout, maxBits = MAX_PATTERN_BITS): number | null {
-    const base = Math.max(...layout.grids) + 2;
-    let total = 0;
-    for (let grid = 0; grid < layout.grids.length; grid++) {
-      for (let length = 1; length <= layout.maxOrder; length++) {
-        total += base ** (length + 1);
-        if (total > maxBits) return null;
-      }
-      total += layout.dayParts * base;
-    }
-    return total > maxBits ? null : total;
+    return bitBlocks(layout, maxBits)?.total ?? null;
   }
 
-  constructor(private readonly layout: PatternLayout) {
-    const size = PatternBits.size(layout, Number.MAX_SAFE_INTEGER);
-    if (size === null) throw new RangeError("pattern layout too large for a bitset");
-    this.base = Math.max(...layout.grids) + 2;
-    let at = 0;
-    for (let grid = 0; grid < layout.grids.length; grid++) {
-      const starts: number[] = [];
-      for (let length = 1; length <= layout.maxOrder; length++) {
-        starts.push(at);
-        at += this.base ** (length + 1);
-      }
-      this.transitionStart.push(starts);
-      this.dayStart.push(at);
-      at += layout.dayParts * this.base;
-    }
-    this.bits = new Uint8Array(Math.ceil(size / 8));
+  /** A bitset for `layout`, or null when it has more than `maxBits` possible patterns. */
+  static forLayout(layout: PatternLayout, maxBits = MAX_PATTERN_BITS): PatternBits | null {
+    const blocks = bitBlocks(layout, maxBits);
+    return blocks === null ? null : new PatternBits(layout, blocks);
+  }
+
+  private constructor(
+    private readonly layout: PatternLayout,
+    blocks: BitBlocks,
+  ) {
+    this.base = blocks.base;
+    this.transitionStart = blocks.transitionStart;
+    this.dayStart = blocks.dayStart;
+    this.bits = new Uint8Array(Math.ceil(blocks.total / 8));
   }
 
   learnTransitions(grid: number, level: number, recent: readonly number[], order: number): number {
