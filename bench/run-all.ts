@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark in turn, each printing medians of several runs. Pass names to run a subset:
 // `npm run bench -- rolling-sigma embedded-flow`.
-const benches = ["rolling-sigma", "isolation-forest", "simulator", "sqlite-writer", "kafka", "embedded-flow", "kafka-pipeline"];
+const benches = ["rolling-sigma", "contextual-novelty", "isolation-forest", "simulator", "sqlite-writer", "kafka", "embedded-flow", "kafka-pipeline"];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
