@@ -159,10 +159,12 @@ export async function main(): Promise<void> {
   if (wanted.has("three-runtimes")) {
     await measure({ name: "three runtimes (B | S | G), offered 100k/s", placement: [["bronze"], ["silver"], ["gold"]], ...offered }, repetitions, ["eventsPerSecond", "cpuMicrosPerEvent"]);
   }
-  // Latency at a steady 5k events/s: 50 stations × 100/s, each 50 ms simulator tick sent as one message.
+  // Latency at a steady 5k events/s: 50 stations × 100/s, each 50 ms simulator tick sent as one message. 10 s of
+  // events by default; BENCH_LATENCY_EVENTS=150000 makes a 30 s run (the cold first second weighs less in it).
   if (wanted.has("latency")) {
+    const events = Number(process.env.BENCH_LATENCY_EVENTS ?? 50_000);
     await measure(
-      { name: "one runtime, steady 5k/s", placement: [["bronze", "silver", "gold"]], stations: 50, ratePerStation: 100, simBatchSize: 500, events: 50_000 },
+      { name: "one runtime, steady 5k/s", placement: [["bronze", "silver", "gold"]], stations: 50, ratePerStation: 100, simBatchSize: 500, events },
       repetitions,
       ["latencyP50", "latencyP99", "latencyP99AfterWarmup", "eventsPerSecond"],
     );
