@@ -103,10 +103,11 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
     }
     if (process.env.BENCH_LATENCY_PROFILE) {
       // Where the tail comes from: latency per bucket of event time (BENCH_LATENCY_PROFILE ms wide, default 1000).
+      // better-sqlite3 binds a JS number as a REAL, so the division is cut to an integer by hand.
       const bucketMs = Number(process.env.BENCH_LATENCY_PROFILE) > 1 ? Math.round(Number(process.env.BENCH_LATENCY_PROFILE)) : 1000;
       const buckets = queryRows<{ bucket: number; n: number; worst: number; average: number }>(
         databasePath,
-        `SELECT (ts - (SELECT min(ts) FROM events)) / ? AS bucket, count(*) AS n, max(stored_at - ts) AS worst, avg(stored_at - ts) AS average FROM events GROUP BY 1 ORDER BY 1`,
+        `SELECT CAST((ts - (SELECT min(ts) FROM events)) / ? AS INTEGER) AS bucket, count(*) AS n, max(stored_at - ts) AS worst, avg(stored_at - ts) AS average FROM events GROUP BY 1 ORDER BY 1`,
         bucketMs,
       );
       for (const row of buckets) console.log(`  t=${row.bucket * bucketMs} ms events=${row.n} mean=${Math.round(row.average)} ms max=${row.worst} ms`);
