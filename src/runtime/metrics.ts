@@ -16,6 +16,7 @@ interface PackageMetrics {
   errors: Counter<"node_type" | "node_id" | "node_name">;
   processing: ProcessingHistogram;
   anomalies: Counter<"sensor_id" | "detector">;
+  checked: Counter<"sensor_id" | "detector">;
   score: Gauge<"sensor_id" | "detector">;
   kafkaLag: Gauge<"group" | "topic" | "partition">;
   sqliteCommit: Histogram<"table">;
@@ -25,6 +26,7 @@ interface PackageMetrics {
    */
   latestScores: Record<DetectorLabel, Map<string, number>>;
   newAnomalies: Record<DetectorLabel, Map<string, number>>;
+  newChecked: Record<DetectorLabel, Map<string, number>>;
   /** Nodes whose event and error counts wait in plain fields until the next scrape (same reason). */
   liveNodes: Map<string, NodeMetrics>;
   servedBy: WeakSet<object>;
@@ -39,9 +41,38 @@ const DETECTORS: readonly DetectorLabel[] = ["rolling_3_sigma", "isolation_fores
 function createMetrics(): PackageMetrics {
   const latestScores: PackageMetrics["latestScores"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
   const newAnomalies: PackageMetrics["newAnomalies"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
+  const newChecked: PackageMetrics["newChecked"] = { rolling_3_sigma: new Map(), isolation_forest: new Map(), contextual_novelty: new Map() };
   const liveNodes = new Map<string, NodeMetrics>();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // The anomaly count and the checked count move together at each scrape (whichever family is collected first), and
+  // a sensor a detector checked gets an anomaly series even at 0: the alert's share flagged is then 0 %, not absent.
+  const anomalies = new Counter({
+    name: "iot_anomaly_anomalies_total",
+    help: "Events flagged as anomalous, by sensor and detector.",
+    labelNames: ["sensor_id", "detector"],
+    registers: [registry],
+    collect: () => moveDetectionCounts(),
+  });
+  const checked = new Counter({
+    name: "iot_anomaly_checked_total",
+    help: "Events a detector scored, flagged or not (warm-up excluded), by sensor and detector: anomalies_total / checked_total is the share flagged.",
+    labelNames: ["sensor_id", "detector"],
+    registers: [registry],
+    collect: () => moveDetectionCounts(),
+  });
+  const moveDetectionCounts = () => {
+    for (const detector of DETECTORS) {
+      const flagged = newAnomalies[detector];
+      for (const [sensorId, count] of newChecked[detector]) {
+        const labels = { sensor_id: sensorId, detector };
+        checked.inc(labels, count);
+        anomalies.inc(labels, flagged.get(sensorId) ?? 0);
+      }
+      newChecked[detector].clear();
+      flagged.clear();
+    }
+  };
   const nodeLabels = ["node_type", "node_id", "node_name"] as const;
   const nodeCounter = (name: string, help: string, take: (node: NodeMetrics) => number) =>
     new Counter({
@@ -69,18 +100,8 @@ function createMetrics(): PackageMetrics {
     eventsOut: nodeCounter("iot_anomaly_events_out_total", "Events a node sent on, produced or stored.", (node) => node.takeSent()),
     errors: nodeCounter("iot_anomaly_errors_total", "Messages a node completed with an error (invalid input, failed send or commit).", (node) => node.takeErrors()),
     processing,
-    anomalies: new Counter({
-      name: "iot_anomaly_anomalies_total",
-      help: "Events flagged as anomalous, by sensor and detector.",
-      labelNames: ["sensor_id", "detector"],
-      registers: [registry],
-      collect() {
-        for (const detector of DETECTORS) {
-          for (const [sensorId, count] of newAnomalies[detector]) this.inc({ sensor_id: sensorId, detector }, count);
-          newAnomalies[detector].clear();
-        }
-      },
-    }),
+    anomalies,
+    checked,
     score: new Gauge({
       name: "iot_anomaly_score",
       help: "Latest score per sensor: isolation-forest score in (0, 1]; rolling 3-sigma: largest |z| over the event's metrics; contextual novelty: highest metric score in [0, 1] (alert at 0.5).",
@@ -100,6 +121,7 @@ function createMetrics(): PackageMetrics {
     }),
     latestScores,
     newAnomalies,
+    newChecked,
     liveNodes,
     servedBy: new WeakSet(),
   };
@@ -200,11 +222,12 @@ function largestAbsZ(event: SensorEvent): number | null {
   return largest;
 }
 
-/** Latest score and anomaly count per sensor for the detector that just judged `events`. */
+/** Latest score, checked and anomaly counts per sensor for the detector that just judged `events`. */
 export function recordDetections(events: readonly SensorEvent[], detector: DetectorLabel): void {
   const all = metrics();
   const scores = all.latestScores[detector];
   const anomalies = all.newAnomalies[detector];
+  const checked = all.newChecked[detector];
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
     const result =
@@ -212,7 +235,11 @@ export function recordDetections(events: readonly SensorEvent[], detector: Detec
     if (!result) continue;
     const score =
       detector === "rolling_3_sigma" ? largestAbsZ(event) : detector === "isolation_forest" ? event.detectors!.isolationForest!.score : event.detectors!.contextualNovelty!.score;
-    if (score !== null && Number.isFinite(score)) scores.set(event.sensorId, score);
+    const scored = score !== null && Number.isFinite(score);
+    if (scored) scores.set(event.sensorId, score);
+    // Only events the detector could flag count as checked (not a forest's events before its first model, nor
+    // rolling-3-sigma's while every window warms up), so a warm-up does not dilute the share flagged.
+    if (scored || result.anomaly) checked.set(event.sensorId, (checked.get(event.sensorId) ?? 0) + 1);
     if (result.anomaly) anomalies.set(event.sensorId, (anomalies.get(event.sensorId) ?? 0) + 1);
   }
 }

@@ -13,15 +13,24 @@ const scored = (sensorId: string, score: number, anomaly: boolean): SensorEvent 
 });
 
 describe("runtime/metrics", () => {
-  it("keeps the latest score per sensor and counts anomalies per sensor and detector", async () => {
+  it("keeps the latest score per sensor and counts checked and flagged events per sensor and detector", async () => {
     recordDetections([scored("m-1", 0.4, false), scored("m-1", 0.7, true), scored("m-2", 0.5, false)], "isolation_forest");
     recordDetections([scored("m-1", 0.8, true)], "isolation_forest");
     const text = await metricsText();
     assert.match(text, /^iot_anomaly_score\{sensor_id="m-1",detector="isolation_forest"\} 0\.8$/m);
     assert.match(text, /^iot_anomaly_score\{sensor_id="m-2",detector="isolation_forest"\} 0\.5$/m);
     assert.match(text, /^iot_anomaly_anomalies_total\{sensor_id="m-1",detector="isolation_forest"\} 2$/m);
-    // A second scrape does not count the same anomalies again.
-    assert.match(await metricsText(), /^iot_anomaly_anomalies_total\{sensor_id="m-1",detector="isolation_forest"\} 2$/m);
+    assert.match(text, /^iot_anomaly_checked_total\{sensor_id="m-1",detector="isolation_forest"\} 3$/m);
+    // A sensor checked but never flagged has its anomaly series at 0, so the share flagged reads 0 %, not "no data".
+    assert.match(text, /^iot_anomaly_anomalies_total\{sensor_id="m-2",detector="isolation_forest"\} 0$/m);
+    assert.match(text, /^iot_anomaly_checked_total\{sensor_id="m-2",detector="isolation_forest"\} 1$/m);
+    // An event the forest could not score yet (no model) is not counted as checked.
+    recordDetections([{ ...scored("m-3", 0, false), detectors: { isolationForest: { score: null, anomaly: false, threshold: null, modelVersion: null } } }], "isolation_forest");
+    assert.doesNotMatch(await metricsText(), /sensor_id="m-3"/);
+    // A second scrape does not count the same events again.
+    const again = await metricsText();
+    assert.match(again, /^iot_anomaly_anomalies_total\{sensor_id="m-1",detector="isolation_forest"\} 2$/m);
+    assert.match(again, /^iot_anomaly_checked_total\{sensor_id="m-1",detector="isolation_forest"\} 3$/m);
   });
 
   it("counts a node's events and errors, times its messages, and drops its series when it is deleted", async () => {

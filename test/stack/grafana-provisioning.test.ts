@@ -116,6 +116,13 @@ describe("stack: Grafana provisioning (docker/grafana)", () => {
       assert.ok(panel, `${rule.uid}: __panelId__ names a panel of ${dashboard!.uid}`);
       const ruleExpr = rule.data.find((query) => query.model.expr)!.model.expr;
       assert.ok(panel!.targets!.some((target) => target.expr === ruleExpr), `${rule.uid}: panel "${panel!.title}" plots the rule's query`);
+      // ... and draws the rule's threshold as its red line, so the two cannot drift apart.
+      const steps = (panel!.fieldConfig?.defaults?.thresholds as { steps?: Array<{ color: string; value: number | null }> } | undefined)?.steps ?? [];
+      assert.deepEqual(
+        steps.filter((step) => step.color === "red").map((step) => step.value),
+        threshold!.model.conditions![0].evaluator.params,
+        `${rule.uid}: panel "${panel!.title}" draws the rule's threshold`,
+      );
     }
   });
 });
