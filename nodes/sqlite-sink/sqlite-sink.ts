@@ -3,7 +3,7 @@
 // redeploy a close that waits for the queued rows to be committed and the thread to exit.
 import { isAbsolute, resolve } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
-import { SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
+import { DEFAULT_MAX_PENDING_ROWS, SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
 import { readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { NodeMetrics, recordSqliteCommit, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, idle, running, shorten } from "../../src/runtime/status";
@@ -19,6 +19,8 @@ interface SqliteSinkNodeDef extends NodeDef {
   retentionDays?: number | string;
   /** Also store every detector's full result as JSON (the `detectors` column). */
   storeDetails?: boolean | string;
+  /** Most rows waiting for the database before new messages fail at once; blank (a flow from before) -> default. */
+  maxPending?: number | string;
 }
 
 /** What the output carries: the message, its stored events as payload, and the commit outcome. */
@@ -59,6 +61,7 @@ export = function register(RED: NodeAPI) {
         batchSize: numberSetting(config.batchSize, 500),
         flushIntervalMs: numberSetting(config.flushInterval, 200),
         retentionDays: numberSetting(config.retentionDays, 0),
+        maxPendingRows: numberSetting(config.maxPending, DEFAULT_MAX_PENDING_ROWS),
         storeDetails: config.storeDetails === true || config.storeDetails === "true",
         onCommit: (_rows, seconds) => recordSqliteCommit(table, seconds),
         onRetention: (error, deleted) => {

@@ -25,6 +25,13 @@ export interface SqliteWriterOptions {
   retentionDays?: number;
   /** How long a commit waits for another connection's write lock before failing with SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /**
+   * Most rows queued or being committed at once. A write that would go over it fails at once with a retriable
+   * SqliteWriteError (code "BACKLOG_FULL"), so a database locked for minutes, or a disk slower than the input, costs
+   * errors a Catch node sees instead of memory until the process dies. A single write larger than the limit is still
+   * taken when nothing is pending.
+   */
+  maxPendingRows?: number;
   /** Also store every detector's full result as JSON in a `detectors` column (added to the table if missing). */
   storeDetails?: boolean;
   /** Told the outcome of every retention pass (at open, then hourly). */
@@ -88,7 +95,7 @@ export class SqliteWriteError extends Error {
     this.name = "SqliteWriteError";
     this.code = cause.code;
     this.unconfirmed = unconfirmed;
-    this.retriable = unconfirmed || cause.code === "SQLITE_BUSY" || cause.code === "SQLITE_LOCKED";
+    this.retriable = unconfirmed || cause.code === "SQLITE_BUSY" || cause.code === "SQLITE_LOCKED" || cause.code === BACKLOG_FULL;
     this.path = path;
     this.rows = rows;
   }
@@ -97,6 +104,14 @@ export class SqliteWriteError extends Error {
 export function isSqliteWriteError(error: unknown): error is SqliteWriteError {
   return error instanceof SqliteWriteError;
 }
+
+/** Code of the error a write gets when maxPendingRows rows are already waiting for the database. */
+export const BACKLOG_FULL = "BACKLOG_FULL";
+/**
+ * Default maxPendingRows: 20 s of input at 5k events/s, some 30-60 MB of queued rows. Each commit that finds the
+ * database locked waits busyTimeoutMs (5 s) before it fails, while new batches keep arriving every flush interval.
+ */
+export const DEFAULT_MAX_PENDING_ROWS = 100_000;
 
 const DAY_MS = 86_400_000;
 const RETENTION_INTERVAL_MS = 3_600_000;
@@ -154,6 +169,7 @@ export class SqliteEventWriter {
   readonly flushIntervalMs: number;
   readonly retentionDays: number;
   readonly busyTimeoutMs: number;
+  readonly maxPendingRows: number;
   readonly storeDetails: boolean;
   /** "wal" unless the file system refused WAL. */
   readonly journalMode: string;
@@ -201,6 +217,7 @@ export class SqliteEventWriter {
     this.batchSize = integerOption(options, "batchSize", 500, 1, 100_000);
     this.flushIntervalMs = integerOption(options, "flushIntervalMs", 200, 0, 3_600_000);
     this.busyTimeoutMs = integerOption(options, "busyTimeoutMs", 5000, 0, 600_000);
+    this.maxPendingRows = integerOption(options, "maxPendingRows", DEFAULT_MAX_PENDING_ROWS, 1, 100_000_000);
     const retentionDays = options.retentionDays ?? 0;
     if (typeof retentionDays !== "number" || !Number.isFinite(retentionDays) || retentionDays < 0 || retentionDays > 36_500) {
       throw new RangeError(`"retentionDays" must be a number of days from 0 (keep everything) to 36500 (got ${shown(retentionDays)})`);
@@ -255,6 +272,17 @@ export class SqliteEventWriter {
     }
     if (events.length === 0) {
       process.nextTick(onCommitted, null, { inserted: 0, duplicates: 0 });
+      return;
+    }
+    const pending = this.encoder.rows + this.inFlightRows;
+    if (pending > 0 && pending + events.length > this.maxPendingRows) {
+      const cause = Object.assign(
+        new Error(`${pending} rows are already waiting for the database (limit ${this.maxPendingRows}): it is locked by another program or slower than the input`),
+        { code: BACKLOG_FULL },
+      );
+      const error = new SqliteWriteError(this.path, events.length, cause);
+      this.counters.lastError = error;
+      process.nextTick(onCommitted, error);
       return;
     }
     this.encoder.add(events);

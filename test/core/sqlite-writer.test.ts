@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import type { SensorEvent } from "../../src/core/event";
 import { BatchDecoder, BatchEncoder } from "../../src/core/sqlite-batch";
 import { eventRow, type RowValue } from "../../src/core/sqlite-schema";
-import { EVENT_COLUMN_NAMES, SqliteEventWriter, isSqliteWriteError, type SqliteWriterOptions, type WriteResult } from "../../src/core/sqlite-writer";
+import { BACKLOG_FULL, EVENT_COLUMN_NAMES, SqliteEventWriter, isSqliteWriteError, type SqliteWriterOptions, type WriteResult } from "../../src/core/sqlite-writer";
 
 const T0 = Date.UTC(2025, 0, 1);
 const DAY = 86_400_000;
@@ -313,6 +313,36 @@ describe("core/sqlite-writer", () => {
 
     assert.deepEqual(await write(sink, events(5)), { inserted: 5, duplicates: 0 });
     assert.equal(count(other), 5);
+  });
+
+  it("fails writes at once, instead of queuing without end, while maxPendingRows rows wait for a locked database", async () => {
+    const sink = writer({ batchSize: 5, flushIntervalMs: 10, busyTimeoutMs: 5000, maxPendingRows: 10 });
+    const other = reader();
+    other.exec("BEGIN IMMEDIATE"); // e.g. a SQLite browser holding a write transaction open
+    const first = write(sink, events(5)); // sent, waiting for the lock
+    const second = write(sink, events(5, 5)); // queued behind it: 10 rows pending, the limit
+    const started = Date.now();
+    const refused = await Promise.allSettled([write(sink, events(1, 10))]);
+    assert.ok(Date.now() - started < 1000, "refused at once, not after the lock's busy timeout");
+    const reason = (refused[0] as PromiseRejectedResult).reason;
+    assert.ok(isSqliteWriteError(reason) && reason.code === BACKLOG_FULL && reason.retriable && !reason.unconfirmed, String(reason));
+    assert.match(reason.message, /could not store 1 event in .*anomalies\.db: 10 rows are already waiting for the database \(limit 10\)/);
+    assert.equal(sink.stats.pending, 10);
+    assert.equal(sink.stats.lastError, reason);
+
+    // The lock goes away: what was queued is stored, and the writer takes new rows again.
+    other.exec("COMMIT");
+    assert.deepEqual(await first, { inserted: 5, duplicates: 0 });
+    assert.deepEqual(await second, { inserted: 5, duplicates: 0 });
+    assert.deepEqual(await write(sink, events(1, 10)), { inserted: 1, duplicates: 0 });
+    // One write larger than the limit is still taken when nothing else is pending.
+    assert.deepEqual(await write(sink, events(25, 11)), { inserted: 25, duplicates: 0 });
+    assert.equal(count(other), 36);
+  });
+
+  it("refuses a maxPendingRows that is not a positive integer", () => {
+    assert.throws(() => writer({ maxPendingRows: 0 }), /"maxPendingRows" must be an integer from 1 to 100000000 \(got 0\)/);
+    assert.throws(() => writer({ maxPendingRows: "lots" as unknown as number }), /"maxPendingRows" must be an integer .*\(got "lots"\)/);
   });
 
   it("keeps the caller's thread running while a commit waits for another program's lock", async () => {

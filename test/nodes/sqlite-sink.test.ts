@@ -230,6 +230,34 @@ describe("iot-sqlite-sink node", () => {
     assert.equal(rowCount(), 2);
   });
 
+  it("fails a message at once, to Catch, when Queue at most rows already wait for a locked database", async () => {
+    const { sink, output, caught } = await start({ maxPending: "3" });
+    sink.receive({ payload: event(0) }); // creates the table before another program locks it
+    await output();
+    const other = new Database(path);
+    connections.push(other);
+    other.exec("BEGIN IMMEDIATE"); // holds the write lock, as a SQLite browser with unsaved edits does
+    sink.receive({ payload: [event(1), event(2), event(3)] });
+    const red = nextStatus(sink, (status) => status.fill === "red");
+    sink.receive({ payload: event(4) });
+    const refused = (await caught()).error!;
+    assert.match(refused.message, /SQLite could not store 1 event in .*anomalies\.db: 3 rows are already waiting for the database \(limit 3\)/);
+    assert.equal((await red).shape, "ring");
+
+    // The lock goes away: the queued batch is stored, and the next message too.
+    other.exec("COMMIT");
+    assert.deepEqual((await output()).stored, { inserted: 3, duplicates: 0 });
+    sink.receive({ payload: event(5) });
+    assert.deepEqual((await output()).stored, { inserted: 1, duplicates: 0 });
+    assert.equal(rowCount(), 5);
+  });
+
+  it("uses the default queue bound for a flow saved before the setting existed", async () => {
+    const { sink, output } = await start({ maxPending: undefined });
+    sink.receive({ payload: Array.from({ length: 50 }, (_, i) => event(i)) });
+    assert.equal((await output()).stored!.inserted, 50);
+  });
+
   it("commits queued rows when the flow is stopped, so a redeploy loses nothing", async () => {
     const { sink } = await start({ flushInterval: 600_000 });
     sink.receive({ payload: [event(1), event(2)] });
