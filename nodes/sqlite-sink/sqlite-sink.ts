@@ -6,7 +6,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { DEFAULT_MAX_PENDING_ROWS, SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
 import { readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { NodeMetrics, recordSqliteCommit, serveMetrics } from "../../src/runtime/metrics";
-import { compactCount, failed, idle, running, shorten } from "../../src/runtime/status";
+import { compactCount, failed, idle, running, shorten, warming } from "../../src/runtime/status";
 
 interface SqliteSinkNodeDef extends NodeDef {
   /** Database file; relative to the Node-RED user directory. */
@@ -52,6 +52,8 @@ export = function register(RED: NodeAPI) {
     let closing = false;
     let statusTimer: NodeJS.Timeout | undefined;
     let lastStatusAt = 0;
+    /** Attempts of the batch now waiting for another program's lock (0: not locked out). */
+    let lockedAttempts = 0;
     const table = config.table || "events";
 
     try {
@@ -63,7 +65,23 @@ export = function register(RED: NodeAPI) {
         retentionDays: numberSetting(config.retentionDays, 0),
         maxPendingRows: numberSetting(config.maxPending, DEFAULT_MAX_PENDING_ROWS),
         storeDetails: config.storeDetails === true || config.storeDetails === "true",
-        onCommit: (_rows, seconds) => recordSqliteCommit(table, seconds),
+        onCommit: (_rows, seconds) => {
+          recordSqliteCommit(table, seconds);
+          if (lockedAttempts > 0) {
+            node.log(RED._("iot-sqlite-sink.log.unlocked", { attempts: lockedAttempts }));
+            lockedAttempts = 0;
+          }
+        },
+        // Another program holds the write lock: the batch waits and is tried again, nothing is failed. Say so once
+        // in the log, and on the status while it lasts.
+        onRetry: (error, attempt, delayMs) => {
+          if (closing) return;
+          if (lockedAttempts === 0) node.warn(RED._("iot-sqlite-sink.errors.locked", { error: error.cause instanceof Error ? error.cause.message : error.message }));
+          lockedAttempts = attempt;
+          cancelCounts();
+          const waiting = writer === null ? 0 : writer.stats.pending;
+          node.status(warming(RED._("iot-sqlite-sink.status.locked", { seconds: (delayMs / 1000).toFixed(1), waiting: compactCount(waiting) })));
+        },
         onRetention: (error, deleted) => {
           if (error) node.warn(error.message);
           else if (deleted > 0) node.log(RED._("iot-sqlite-sink.log.retention", { deleted, days: String(config.retentionDays) }));

@@ -31,6 +31,8 @@ export type ToWorker =
 export type FromWorker =
   /** `inserted[i]` is 1 when row i was added, 0 for a duplicate; `anomalies` counts added rows with anomaly = 1. */
   | { type: "committed"; id: number; inserted: Uint8Array; anomalies: number; commitSeconds: number }
+  /** The batch found the database locked for longer than busy_timeout; it is tried again in `delayMs`. */
+  | { type: "retrying"; id: number; error: WorkerError; attempt: number; delayMs: number }
   | { type: "failed"; id: number; error: WorkerError }
   | { type: "retention"; id: number; deleted: number; error?: WorkerError }
   | { type: "closed"; error?: WorkerError };
@@ -39,6 +41,12 @@ const toWorkerError = (error: unknown): WorkerError => {
   const { message, code } = error as { message?: unknown; code?: unknown };
   return { message: String(message ?? error), ...(typeof code === "string" ? { code } : {}) };
 };
+
+/** Another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED and their extended codes): waiting may help. */
+export const isLockError = (error: WorkerError): boolean => /^SQLITE_(BUSY|LOCKED)/.test(error.code ?? "");
+
+/** Pause before the next attempt of a batch that found the database locked: 0.5 s, doubling, at most 5 s. */
+export const retryDelayMs = (attempt: number): number => Math.min(5000, 500 * 2 ** Math.max(0, attempt - 1));
 
 function run(config: WorkerConfig): void {
   const port = parentPort!;
@@ -61,23 +69,18 @@ function run(config: WorkerConfig): void {
     },
   );
 
-  port.on("message", (message: ToWorker) => {
+  // Messages are handled in order from this queue. A batch that finds the database locked for longer than
+  // busy_timeout (another program holds a write transaction) stays at its head and is tried again after a pause, so
+  // a lock costs time, not events; what arrives meanwhile waits behind it, bounded by the writer's maxPendingRows.
+  // Once close is queued, a locked batch fails instead: a redeploy must not wait for a lock that may never go.
+  const queue: ToWorker[] = [];
+  let retryTimer: NodeJS.Timeout | null = null;
+  let attempts = 0;
+  let closeQueued = false;
+
+  /** Retention and close, in their turn. */
+  const handle = (message: Exclude<ToWorker, { type: "batch" }>): void => {
     switch (message.type) {
-      case "batch": {
-        const inserted = new Uint8Array(message.batch.rows);
-        let reply: FromWorker;
-        try {
-          // BEGIN IMMEDIATE takes the write lock up front, so a busy database waits in busy_timeout instead of
-          // failing half-way through the batch.
-          const started = performance.now();
-          const anomalies = commit.immediate(message.batch, inserted, Date.now() + message.clockOffsetMs);
-          reply = { type: "committed", id: message.id, inserted, anomalies, commitSeconds: (performance.now() - started) / 1000 };
-        } catch (error) {
-          reply = { type: "failed", id: message.id, error: toWorkerError(error) };
-        }
-        port.postMessage(reply, reply.type === "committed" ? [inserted.buffer] : []);
-        break;
-      }
       case "retention": {
         try {
           port.postMessage({ type: "retention", id: message.id, deleted: deleteOlder.run(Math.trunc(message.cutoff)).changes } satisfies FromWorker);
@@ -99,7 +102,58 @@ function run(config: WorkerConfig): void {
         break;
       }
     }
+  };
+
+  /** Commits one batch; false when it found the database locked and will be tried again. */
+  const storeBatch = (message: Extract<ToWorker, { type: "batch" }>): boolean => {
+    const inserted = new Uint8Array(message.batch.rows);
+    let reply: FromWorker;
+    try {
+      // BEGIN IMMEDIATE takes the write lock up front, so a busy database waits in busy_timeout instead of
+      // failing half-way through the batch.
+      const started = performance.now();
+      const anomalies = commit.immediate(message.batch, inserted, Date.now() + message.clockOffsetMs);
+      reply = { type: "committed", id: message.id, inserted, anomalies, commitSeconds: (performance.now() - started) / 1000 };
+    } catch (caught) {
+      const error = toWorkerError(caught);
+      if (isLockError(error) && !closeQueued) {
+        attempts++;
+        const delayMs = retryDelayMs(attempts);
+        port.postMessage({ type: "retrying", id: message.id, error, attempt: attempts, delayMs } satisfies FromWorker);
+        retryTimer = setTimeout(() => {
+          retryTimer = null;
+          drain();
+        }, delayMs);
+        return false;
+      }
+      reply = { type: "failed", id: message.id, error };
+    }
+    attempts = 0;
+    port.postMessage(reply, reply.type === "committed" ? [inserted.buffer] : []);
+    return true;
+  };
+
+  const drain = (): void => {
+    while (queue.length > 0 && retryTimer === null) {
+      const message = queue[0];
+      if (message.type === "batch" && !storeBatch(message)) return;
+      queue.shift();
+      if (message.type !== "batch") handle(message);
+    }
+  };
+
+  port.on("message", (message: ToWorker) => {
+    queue.push(message);
+    if (message.type !== "close") return drain();
+    closeQueued = true;
+    // A batch waiting for its next attempt gets its last one now.
+    if (retryTimer !== null) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    drain();
   });
+
 }
 
 if (!isMainThread && parentPort !== null && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) {

@@ -23,7 +23,12 @@ export interface SqliteWriterOptions {
   flushIntervalMs?: number;
   /** Rows with ts older than this many days are deleted at open and then every hour; 0 keeps everything. */
   retentionDays?: number;
-  /** How long a commit waits for another connection's write lock before failing with SQLITE_BUSY. */
+  /**
+   * How long one commit attempt waits for another connection's write lock. A batch that still finds the database
+   * locked is tried again after a pause (0.5 s, doubling, at most 5 s) until it commits, with onRetry told each time:
+   * a lock delays writes instead of losing them. Only once close() has been called does a locked batch fail
+   * (SqliteWriteError, code SQLITE_BUSY), so a redeploy never waits on a lock that may never go.
+   */
   busyTimeoutMs?: number;
   /**
    * Most rows queued or being committed at once. A write that would go over it fails at once with a retriable
@@ -43,6 +48,8 @@ export interface SqliteWriterOptions {
   onWorkerExit?: (error: Error, restarted: boolean) => void;
   /** Told of every committed batch: its rows and how long its transaction took in the SQLite thread. */
   onCommit?: (rows: number, commitSeconds: number) => void;
+  /** Told when a batch found the database locked and will be tried again in `delayMs` (attempt 1, 2, ...). */
+  onRetry?: (error: SqliteWriteError, attempt: number, delayMs: number) => void;
   /** Clock in ms, replaceable for tests of retention. */
   now?: () => number;
 }
@@ -177,6 +184,7 @@ export class SqliteEventWriter {
   private readonly onRetention: SqliteWriterOptions["onRetention"];
   private readonly onWorkerExit: SqliteWriterOptions["onWorkerExit"];
   private readonly onCommit: SqliteWriterOptions["onCommit"];
+  private readonly onRetry: SqliteWriterOptions["onRetry"];
   private readonly now: () => number;
   private readonly workerConfig: WorkerConfig;
   private readonly workerStart: { file: string; execArgv?: string[] };
@@ -229,6 +237,7 @@ export class SqliteEventWriter {
     this.onRetention = options.onRetention;
     this.onWorkerExit = options.onWorkerExit;
     this.onCommit = options.onCommit;
+    this.onRetry = options.onRetry;
     this.now = options.now ?? Date.now;
     this.path = options.path === ":memory:" ? options.path : resolve(options.path);
     this.workerConfig = { path: this.path, table: this.table, busyTimeoutMs: this.busyTimeoutMs, storeDetails };
@@ -412,6 +421,14 @@ export class SqliteEventWriter {
           this.counters.lastError = failure;
           this.settle(message.id, () => this.deliver(batch.waiting, failure, null));
         }
+        return;
+      }
+      case "retrying": {
+        const batch = this.inFlight.get(message.id);
+        if (batch === undefined) return;
+        const error = new SqliteWriteError(this.path, batch.rows, fromWorkerError(message.error));
+        this.counters.lastError = error;
+        this.onRetry?.(error, message.attempt, message.delayMs);
         return;
       }
       case "retention": {

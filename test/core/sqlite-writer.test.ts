@@ -296,23 +296,44 @@ describe("core/sqlite-writer", () => {
     assert.throws(() => writer({ path: file }), /table "events" already exists without the columns event_id, sensor_id, .*; choose another "table" name/);
   });
 
-  it("reports a locked database to every write of the batch, then stores the next batch once the lock is gone", async () => {
-    const sink = writer({ batchSize: 500, flushIntervalMs: 10, busyTimeoutMs: 100 });
+  it("tries a batch that finds the database locked again, with growing pauses, and stores it once the lock is gone", async () => {
+    const retries: Array<[number, number, string]> = [];
+    const sink = writer({ batchSize: 500, flushIntervalMs: 10, busyTimeoutMs: 100, onRetry: (error, attempt, delayMs) => retries.push([attempt, delayMs, error.message]) });
     const other = reader();
-    other.exec("BEGIN IMMEDIATE"); // another writer holds the lock longer than busyTimeoutMs
-    const outcomes = await Promise.allSettled([write(sink, events(3)), write(sink, events(2, 3))]);
-    other.exec("COMMIT");
-    for (const outcome of outcomes) {
-      assert.equal(outcome.status, "rejected");
-      const reason = (outcome as PromiseRejectedResult).reason;
-      assert.match(reason.message, /database is locked|busy/i);
-      assert.ok(isSqliteWriteError(reason) && reason.retriable && reason.code === "SQLITE_BUSY" && !reason.unconfirmed);
-    }
-    assert.equal(sink.stats.failedBatches, 1);
+    other.exec("BEGIN IMMEDIATE"); // another writer holds the lock much longer than busyTimeoutMs
+    let settled = 0;
+    const outcomes = Promise.all([write(sink, events(3)), write(sink, events(2, 3))].map((outcome) => outcome.finally(() => settled++)));
+    while (retries.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(settled, 0, "nothing is failed while the lock lasts");
+    assert.deepEqual(retries.map(([attempt, delayMs]) => [attempt, delayMs]), [[1, 500], [2, 1000]]);
+    assert.match(retries[0][2], /could not store 5 events in .*anomalies\.db: database is locked \(SQLITE_BUSY\)/);
+    assert.equal(sink.stats.pending, 5);
     assert.equal(count(other), 0);
 
-    assert.deepEqual(await write(sink, events(5)), { inserted: 5, duplicates: 0 });
-    assert.equal(count(other), 5);
+    other.exec("COMMIT");
+    assert.deepEqual(await outcomes, [{ inserted: 3, duplicates: 0 }, { inserted: 2, duplicates: 0 }]);
+    assert.equal(sink.stats.failedBatches, 0);
+    assert.deepEqual(await write(sink, events(5, 5)), { inserted: 5, duplicates: 0 });
+    assert.equal(count(other), 10);
+  });
+
+  it("fails a batch still locked out when close() is called, so a redeploy does not wait for the lock", async () => {
+    let retried = false;
+    const sink = writer({ batchSize: 500, flushIntervalMs: 10, busyTimeoutMs: 100, onRetry: () => (retried = true) });
+    const other = reader();
+    other.exec("BEGIN IMMEDIATE");
+    const outcome = Promise.allSettled([write(sink, events(3))]);
+    while (!retried) await new Promise((resolve) => setTimeout(resolve, 20));
+    const started = Date.now();
+    await sink.close();
+    assert.ok(Date.now() - started < 2000, "close() gave the batch one last attempt, not a retry loop");
+    const [result] = await outcome;
+    assert.equal(result.status, "rejected");
+    const reason = (result as PromiseRejectedResult).reason;
+    assert.ok(isSqliteWriteError(reason) && reason.retriable && reason.code === "SQLITE_BUSY" && !reason.unconfirmed, String(reason));
+    assert.equal(sink.stats.failedBatches, 1);
+    other.exec("COMMIT");
+    assert.equal(count(other), 0);
   });
 
   it("fails writes at once, instead of queuing without end, while maxPendingRows rows wait for a locked database", async () => {
@@ -353,10 +374,11 @@ describe("core/sqlite-writer", () => {
     const ticker = setInterval(() => {
       if (sink.stats.pending > 0) ticksWhileWaiting++;
     }, 10);
-    const outcome = await Promise.allSettled([write(sink, events(1))]);
-    clearInterval(ticker);
+    const outcome = write(sink, events(1));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     other.exec("COMMIT");
-    assert.equal(outcome[0].status, "rejected", "the lock outlasted busyTimeoutMs");
+    assert.deepEqual(await outcome, { inserted: 1, duplicates: 0 });
+    clearInterval(ticker);
     // 1.5 s of waiting is ~150 ticks of 10 ms; a commit on this thread would have allowed none.
     assert.ok(ticksWhileWaiting >= 50, `only ${ticksWhileWaiting} timer ticks ran while the commit waited`);
   });

@@ -1,8 +1,10 @@
 // Failures in the middle of a stream, on a real broker with real runtimes: Gold's Node-RED killed with SIGKILL and
-// started again, and the broker itself stopped and started again under a running medallion flow. Both times the
-// SQLite file ends with every event exactly once, and nobody redeploys anything.
+// started again, Gold's database locked by another program for longer than the busy timeout, and the broker itself
+// stopped and started again under a running medallion flow. Each time the SQLite file ends with every event exactly
+// once, and nobody redeploys anything.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { committedOffsets, startBroker, stopBroker } from "../support/kafka-broker";
 import {
   configureFlow,
@@ -72,6 +74,46 @@ describe("integration: crash and broker outage mid-stream (real broker, real run
     assert.equal(distinctIds(databasePath), EVENTS, "no event stored twice");
     const commits = await waitForCommitsToEnd(names.goldGroup, names.scored);
     assert.equal(commits.committed, commits.ends, "the restarted Gold committed every record");
+  });
+
+  it("Gold's database locked by another program for 8 s mid-stream: Gold waits it out and stores every event once", async () => {
+    const EVENTS = 20_000;
+    const names = await createPipelineNames(3);
+    const upstream = configureFlow(medallionLayers("bronze", "silver"), {
+      names,
+      sim: { seed: 29, stations: 10, ratePerStation: 300, batchSize: 100, limit: EVENTS },
+      debug: "off",
+    });
+    const gold = configureFlow(loadExample("gold"), { names, debug: "off" });
+    const goldDir = runtimes.userDir("gold-locked");
+    const databasePath = join(goldDir, "anomalies.db");
+    const upstreamRuntime = await runtimes.start(runtimes.userDir("upstream-locked"), upstream);
+    const goldRuntime = await runtimes.start(goldDir, gold);
+    const before = await waitForRows(databasePath, 2000, 60_000);
+    assert.ok(before >= 2000, `Gold stored only ${before} rows before the planned lock\n${logTails({ upstream: upstreamRuntime, gold: goldRuntime })}`);
+
+    // What a SQLite browser with unsaved edits does: hold the write lock, here longer than the sink's 5 s busy
+    // timeout, so at least one batch is locked out and has to be tried again.
+    const other = new Database(databasePath, { timeout: 10_000 });
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const atLock = countRows(databasePath);
+      await new Promise((resolve) => setTimeout(resolve, 8000));
+      assert.equal(countRows(databasePath), atLock, "nothing is committed while the lock is held");
+      assert.ok(atLock < EVENTS, `the lock came too late to test anything (${atLock} of ${EVENTS} rows already stored)`);
+      other.exec("COMMIT");
+      console.log(`      write lock held 8 s with ${atLock} of ${EVENTS} rows stored`);
+    } finally {
+      other.close();
+    }
+
+    const count = await waitForRows(databasePath, EVENTS, 90_000);
+    assert.equal(count, EVENTS, `expected ${EVENTS} rows after the lock, found ${count}\n${logTails({ upstream: upstreamRuntime, gold: goldRuntime })}`);
+    assert.equal(distinctIds(databasePath), EVENTS, "no event stored twice");
+    const commits = await waitForCommitsToEnd(names.goldGroup, names.scored);
+    assert.equal(commits.committed, commits.ends, "Gold committed every record: no event was left unacknowledged");
+    assert.match(goldRuntime.log(), /another program holds the database's write lock/, "the wait was logged");
+    assert.equal(goldRuntime.log().match(/Started flows/g)?.length, 1, "no redeploy or restart of the flows");
   });
 
   it("the broker stopped and started again mid-stream: the flow resumes by itself and nothing is lost", async function () {

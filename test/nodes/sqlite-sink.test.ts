@@ -252,6 +252,30 @@ describe("iot-sqlite-sink node", () => {
     assert.equal(rowCount(), 5);
   });
 
+  it("waits out another program's write lock with a yellow status, then stores the message instead of failing it", async function () {
+    this.timeout(20_000); // one attempt waits the 5 s busy timeout before the first retry
+    const { sink, output, caught } = await start();
+    sink.receive({ payload: event(0) });
+    await output();
+    const warnings: string[] = [];
+    (sink as unknown as EventEmitter).on("call:warn", (call: { args: [string] }) => warnings.push(String(call.args[0])));
+    const other = new Database(path);
+    connections.push(other);
+    other.exec("BEGIN IMMEDIATE");
+    const locked = nextStatus(sink, (status) => status.fill === "yellow");
+    let failed = false;
+    void caught().then(() => (failed = true));
+    sink.receive({ payload: [event(1), event(2)] });
+    assert.equal((await locked).shape, "ring");
+    assert.equal(warnings.length, 1, warnings.join(" | "));
+    other.exec("COMMIT");
+    const green = nextStatus(sink, (status) => status.fill === "green");
+    assert.deepEqual((await output()).stored, { inserted: 2, duplicates: 0 });
+    await green;
+    assert.equal(failed, false, "nothing went to Catch");
+    assert.equal(rowCount(), 3);
+  });
+
   it("uses the default queue bound for a flow saved before the setting existed", async () => {
     const { sink, output } = await start({ maxPending: undefined });
     sink.receive({ payload: Array.from({ length: 50 }, (_, i) => event(i)) });
