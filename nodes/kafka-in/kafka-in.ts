@@ -318,6 +318,10 @@ export = function register(RED: NodeAPI) {
           lagSeries.delete(key);
         }
       });
+      // A message that never came back holds its partition's commits: say which one, once per stall.
+      client.on("stalled", ({ topic, partition, offset, inFlight, forMs }) => {
+        if (!closing) node.warn(RED._("iot-kafka-in.errors.stalled", { topic, partition, offset, count: inFlight, seconds: Math.round(forMs / 1000) }));
+      });
       client.on("problem", ({ context, error }) => {
         if (closing) return;
         const text = RED._("iot-kafka-in.errors.problem", { context, error: error.message });

@@ -212,6 +212,25 @@ describe("core/kafka/offset-tracker", () => {
     assert.deepEqual(commitPoints(tracker), { 0: count });
   });
 
+  it("reports a partition whose commit point stands still with events in flight, once per stall", () => {
+    const tracker = new OffsetTracker();
+    const held = tracker.track(T, 0, 10); // never acked: a node failed it
+    for (const tracked of [tracker.track(T, 0, 11), tracker.track(T, 0, 12, 5)]) tracker.ack(tracked); // the point stays at 10
+    tracker.ack(tracker.track(T, 1, 40)); // partition 1 is all acknowledged
+    assert.deepEqual(tracker.stalls(60_000, 0), [], "the first look only notes where each commit point is");
+    assert.deepEqual(tracker.stalls(60_000, 59_999), []);
+    assert.deepEqual(tracker.stalls(60_000, 60_000), [{ topic: T, partition: 0, offset: 10, inFlight: 1, forMs: 60_000 }]);
+    assert.deepEqual(tracker.stalls(60_000, 300_000), [], "reported once");
+
+    // The held message finishes and the next one holds the partition: a new stall, reported after 60 s again.
+    const next = tracker.track(T, 0, 13, 3);
+    tracker.ack(held);
+    assert.deepEqual(tracker.stalls(60_000, 310_000), []);
+    assert.deepEqual(tracker.stalls(60_000, 370_000), [{ topic: T, partition: 0, offset: 13, inFlight: 3, forMs: 60_000 }]);
+    tracker.ack(next);
+    assert.deepEqual(tracker.stalls(60_000, 1_000_000), [], "nothing in flight: nothing stalled");
+  });
+
   it("rejects options and offsets that cannot work, naming them", () => {
     assert.throws(() => new OffsetTracker({ commitEveryAcks: 0 }), /commitEveryAcks/);
     assert.throws(() => new OffsetTracker({ commitIntervalMs: 0 }), /commitIntervalMs/);

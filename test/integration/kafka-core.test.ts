@@ -305,6 +305,31 @@ describe("integration: Kafka core against a real broker", function () {
     assert.deepEqual([...lag.values()], [0, 0, 0], `lag once everything is acked: ${shown()}`);
   });
 
+  it("names the message that holds a partition's commits once it has stood still for stallWarnMs", async () => {
+    const topic = await createTopic("core-stall", 3);
+    const out = producer();
+    await out.send(topic, makeEvents(20, 1)); // one sensor: one partition
+    const input = consumer({ groupId: uniqueName("core-stall"), topics: [topic], stallWarnMs: 400 });
+    const stalls: Array<{ partition: number; offset: number; inFlight: number; forMs: number }> = [];
+    input.on("stalled", (stalled) => stalls.push(stalled));
+    let seen = 0;
+    let partition = -1;
+    // Every event is acked except the fourth: a node failed it and it never comes back.
+    await input.start((record, ack) => {
+      partition = record.partition;
+      if (seen++ !== 3) ack();
+    });
+    await pollUntil(() => stalls.length, (count) => count > 0, 20_000);
+    assert.equal(seen, 20);
+    assert.equal(stalls.length, 1);
+    assert.equal(stalls[0].partition, partition);
+    assert.equal(stalls[0].offset, 3, "the first unacknowledged offset");
+    assert.equal(stalls[0].inFlight, 1);
+    assert.ok(stalls[0].forMs >= 400);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(stalls.length, 1, "one report per stall");
+  });
+
   it("keeps retrying an unreachable broker with a disconnected status, and stops cleanly", async () => {
     const port = await freePort();
     const settings = { brokers: `127.0.0.1:${port}`, connectionTimeoutMs: 500, retry: { retries: 0, initialRetryTimeMs: 100, maxRetryTimeMs: 200 } };

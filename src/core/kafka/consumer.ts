@@ -43,6 +43,12 @@ export interface ConsumerOptions {
    * after each fetched batch). Without it the lag freezes while delivery waits for acks, when it matters most.
    */
   lagIntervalMs?: number;
+  /**
+   * A partition whose commit point has not moved for this long while some of its events are in flight is reported
+   * once with a "stalled" event (default 60000 ms; 0: never). A message that never comes back, failed in a node or
+   * dropped without being passed back, holds its partition's commits; this says which one.
+   */
+  stallWarnMs?: number;
 }
 
 interface CheckedConsumerOptions extends Required<ConsumerOptions> {}
@@ -79,6 +85,7 @@ export function checkConsumerOptions(options: ConsumerOptions): CheckedConsumerO
     maxWaitTimeMs: integer(options.maxWaitTimeMs, "maxWaitTimeMs", 500, 10, 60_000),
     maxBytesPerPartition: integer(options.maxBytesPerPartition, "maxBytesPerPartition", 1_048_576, 1024, 100 * 1_048_576),
     lagIntervalMs: integer(options.lagIntervalMs, "lagIntervalMs", 10_000, 0, 3_600_000),
+    stallWarnMs: integer(options.stallWarnMs, "stallWarnMs", 60_000, 0, 86_400_000),
   };
 }
 
@@ -95,6 +102,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
   private running: Promise<void> | null = null;
   private commitTimer: NodeJS.Timeout | null = null;
   private lagTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
   /** Reads watermarks and the group's commits for the lag; connected on first use, dropped after a failure. */
   private admin: Admin | null = null;
   private refreshingLag = false;
@@ -143,6 +151,13 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     if (this.options.lagIntervalMs > 0) {
       this.lagTimer = setInterval(() => void this.refreshLag(), this.options.lagIntervalMs);
       this.lagTimer.unref();
+    }
+    if (this.options.stallWarnMs > 0) {
+      // Looked at a few times per period, so a stall is reported at most a quarter period late.
+      this.stallTimer = setInterval(() => {
+        for (const stalled of this.tracker.stalls(this.options.stallWarnMs)) this.safeEmit("stalled", stalled);
+      }, Math.max(10, Math.min(10_000, Math.floor(this.options.stallWarnMs / 4))));
+      this.stallTimer.unref();
     }
     this.running = this.runWithRestart();
     return this.firstAttempt;
@@ -467,6 +482,8 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     this.commitTimer = null;
     if (this.lagTimer) clearInterval(this.lagTimer);
     this.lagTimer = null;
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
     // Final commit while still a member of the group (after leaving, the coordinator rejects it). Bounded: with
     // the broker gone, kafkajs would retry the commit for a minute and hold up a Node-RED redeploy.
     // Node-RED gives a closing node 15 s; drain (2 s) + commit (4 s) + leave (5 s) + 1 s stays inside it.

@@ -29,6 +29,18 @@ export interface TrackedOffset {
   readonly state: PartitionState;
 }
 
+/** A partition whose commit point has not moved for a while although events of it are still in flight. */
+export interface StalledPartition {
+  topic: string;
+  partition: number;
+  /** The first unacknowledged offset: the message holding the commit point. */
+  offset: number;
+  /** Events of the partition handed out and not acknowledged. */
+  inFlight: number;
+  /** How long the commit point has stood still, in ms (at least the `afterMs` asked for). */
+  forMs: number;
+}
+
 export interface OffsetTrackerOptions {
   /** Commit once this many events have been acked since the last commit (default 1000). */
   commitEveryAcks?: number;
@@ -148,6 +160,8 @@ export class OffsetTracker {
   private acksSinceLastCommit = 0;
   private lastCommitAt: number;
   private generations = 0;
+  /** Per partition delivery: the commit point last seen by stalls(), since when, and whether it was reported. */
+  private readonly stallWatch = new WeakMap<PartitionState, { point: number | null; since: number; reported: boolean }>();
 
   constructor(options: OffsetTrackerOptions = {}, now: number = Date.now()) {
     this.commitEveryAcks = options.commitEveryAcks ?? 1000;
@@ -265,6 +279,29 @@ export class OffsetTracker {
   /** Next offset this consumer hands out on a partition (after everything delivered or skipped); null before its first message. */
   position(topic: string, partition: number): number | null {
     return this.partitions.get(partitionKey(topic, partition))?.end ?? null;
+  }
+
+  /**
+   * Partitions whose commit point has stood still for `afterMs` while some of their events are in flight: a message
+   * that never came back (failed in a node, dropped without being passed back) holds them. Each stall is reported
+   * once; a partition is reported again only after its commit point moved and stood still again. Meant to be called
+   * periodically: a commit point is seen as standing still from the first call that saw it.
+   */
+  stalls(afterMs: number, now: number = Date.now()): StalledPartition[] {
+    const stalled: StalledPartition[] = [];
+    for (const state of this.partitions.values()) {
+      const point = state.commitPoint();
+      let watch = this.stallWatch.get(state);
+      if (watch === undefined || watch.point !== point || state.unfinishedEvents === 0) {
+        watch = { point, since: now, reported: false };
+        this.stallWatch.set(state, watch);
+        continue;
+      }
+      if (watch.reported || point === null || now - watch.since < afterMs) continue;
+      watch.reported = true;
+      stalled.push({ topic: state.topic, partition: state.partition, offset: point, inFlight: state.unfinishedEvents, forMs: now - watch.since });
+    }
+    return stalled;
   }
 
   /** Position per partition, for status and tests: first unfinished offset (or end) and outstanding count. */

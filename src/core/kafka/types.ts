@@ -1,7 +1,7 @@
 // The small interface the Kafka nodes program against. kafkajs sits behind it (producer.ts, consumer.ts), so the
 // client library could be swapped without touching the nodes. No kafkajs type appears here.
 import type { SensorEvent } from "../event";
-import type { CommitOffset } from "./offset-tracker";
+import type { CommitOffset, StalledPartition } from "./offset-tracker";
 import type { KafkaDecodeError, OutgoingMessage } from "./serialisation";
 
 /**
@@ -136,6 +136,8 @@ export interface EventConsumer {
   on(event: "problem", listener: (problem: KafkaClientProblem) => void): this;
   on(event: "commit", listener: (offsets: CommitOffset[]) => void): this;
   on(event: "lag", listener: (lag: PartitionLag) => void): this;
+  /** A partition's commit point has stood still for stallWarnMs with events in flight (reported once per stall). */
+  on(event: "stalled", listener: (stalled: StalledPartition) => void): this;
   /** After each group join (and {} when the consumer crashed): lag of other partitions is another member's to report. */
   on(event: "assignment", listener: (assignment: PartitionAssignment) => void): this;
 }
