@@ -22,6 +22,15 @@ import {
   waitForRows,
 } from "../support/medallion";
 
+/** Bronze + Silver in one runtime: 10 stations at `ratePerStation` events/s each, `events` in all. */
+function upstreamFlow(names: Awaited<ReturnType<typeof createPipelineNames>>, seed: number, ratePerStation: number, events: number) {
+  return configureFlow(medallionLayers("bronze", "silver"), {
+    names,
+    sim: { seed, stations: 10, ratePerStation, batchSize: 100, limit: events },
+    debug: "off",
+  });
+}
+
 function distinctIds(databasePath: string): number {
   return queryRows<{ n: number }>(databasePath, "SELECT count(DISTINCT event_id) AS n FROM events")[0].n;
 }
@@ -41,11 +50,7 @@ describe("integration: crash and broker outage mid-stream (real broker, real run
     const EVENTS = 30_000;
     const names = await createPipelineNames(3);
     // Bronze + Silver in one runtime at a steady 5000 events/s (6 s of stream), Gold in another.
-    const upstream = configureFlow(medallionLayers("bronze", "silver"), {
-      names,
-      sim: { seed: 17, stations: 10, ratePerStation: 500, batchSize: 100, limit: EVENTS },
-      debug: "off",
-    });
+    const upstream = upstreamFlow(names, 17, 500, EVENTS);
     // The shortest session the broker allows: the killed member's partitions are handed on sooner.
     const gold = configureFlow(loadExample("gold"), { names, kafkaIn: { sessionTimeout: 6000 }, debug: "off" });
     const goldDir = runtimes.userDir("gold-crash");
@@ -79,11 +84,7 @@ describe("integration: crash and broker outage mid-stream (real broker, real run
   it("Gold's database locked by another program for 8 s mid-stream: Gold waits it out and stores every event once", async () => {
     const EVENTS = 20_000;
     const names = await createPipelineNames(3);
-    const upstream = configureFlow(medallionLayers("bronze", "silver"), {
-      names,
-      sim: { seed: 29, stations: 10, ratePerStation: 300, batchSize: 100, limit: EVENTS },
-      debug: "off",
-    });
+    const upstream = upstreamFlow(names, 29, 300, EVENTS);
     const gold = configureFlow(loadExample("gold"), { names, debug: "off" });
     const goldDir = runtimes.userDir("gold-locked");
     const databasePath = join(goldDir, "anomalies.db");
