@@ -43,7 +43,7 @@ const toWorkerError = (error: unknown): WorkerError => {
 };
 
 /** Another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED and their extended codes): waiting may help. */
-export const isLockError = (error: WorkerError): boolean => /^SQLITE_(BUSY|LOCKED)/.test(error.code ?? "");
+export const isLockCode = (code: string | undefined): boolean => /^SQLITE_(BUSY|LOCKED)/.test(code ?? "");
 
 /** Pause before the next attempt of a batch that found the database locked: 0.5 s, doubling, at most 5 s. */
 export const retryDelayMs = (attempt: number): number => Math.min(5000, 500 * 2 ** Math.max(0, attempt - 1));
@@ -116,7 +116,7 @@ function run(config: WorkerConfig): void {
       reply = { type: "committed", id: message.id, inserted, anomalies, commitSeconds: (performance.now() - started) / 1000 };
     } catch (caught) {
       const error = toWorkerError(caught);
-      if (isLockError(error) && !closeQueued) {
+      if (isLockCode(error.code) && !closeQueued) {
         attempts++;
         const delayMs = retryDelayMs(attempts);
         port.postMessage({ type: "retrying", id: message.id, error, attempt: attempts, delayMs } satisfies FromWorker);

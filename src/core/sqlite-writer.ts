@@ -8,7 +8,7 @@ import type { SensorEvent } from "./event";
 import { BatchEncoder } from "./sqlite-batch";
 import { openEventDatabase } from "./sqlite-database";
 import { checkTableName } from "./sqlite-schema";
-import { WORKER_ROLE, type FromWorker, type ToWorker, type WorkerConfig, type WorkerError } from "./sqlite-worker";
+import { isLockCode, WORKER_ROLE, type FromWorker, type ToWorker, type WorkerConfig, type WorkerError } from "./sqlite-worker";
 
 export { EVENT_COLUMNS, EVENT_COLUMN_NAMES, DETAILS_COLUMN, anomaliesViewName, checkTableName } from "./sqlite-schema";
 
@@ -102,7 +102,8 @@ export class SqliteWriteError extends Error {
     this.name = "SqliteWriteError";
     this.code = cause.code;
     this.unconfirmed = unconfirmed;
-    this.retriable = unconfirmed || cause.code === "SQLITE_BUSY" || cause.code === "SQLITE_LOCKED" || cause.code === BACKLOG_FULL;
+    // A lock is what the SQLite thread waits out (isLockCode), so the same test says "retriable" here.
+    this.retriable = unconfirmed || isLockCode(cause.code) || cause.code === BACKLOG_FULL;
     this.path = path;
     this.rows = rows;
   }
@@ -115,8 +116,8 @@ export function isSqliteWriteError(error: unknown): error is SqliteWriteError {
 /** Code of the error a write gets when maxPendingRows rows are already waiting for the database. */
 export const BACKLOG_FULL = "BACKLOG_FULL";
 /**
- * Default maxPendingRows: 20 s of input at 5k events/s, some 30-60 MB of queued rows. Each commit that finds the
- * database locked waits busyTimeoutMs (5 s) before it fails, while new batches keep arriving every flush interval.
+ * Default maxPendingRows: 20 s of input at 5k events/s, some 30-60 MB of queued rows. While another program holds
+ * the write lock, the SQLite thread keeps trying the oldest batch and new batches keep arriving every flush interval.
  */
 export const DEFAULT_MAX_PENDING_ROWS = 100_000;
 

@@ -47,20 +47,13 @@ function createMetrics(): PackageMetrics {
   collectDefaultMetrics({ register: registry });
   // The anomaly count and the checked count move together at each scrape (whichever family is collected first), and
   // a sensor a detector checked gets an anomaly series even at 0: the alert's share flagged is then 0 %, not absent.
-  const anomalies = new Counter({
-    name: "iot_anomaly_anomalies_total",
-    help: "Events flagged as anomalous, by sensor and detector.",
-    labelNames: ["sensor_id", "detector"],
-    registers: [registry],
-    collect: () => moveDetectionCounts(),
-  });
-  const checked = new Counter({
-    name: "iot_anomaly_checked_total",
-    help: "Events a detector scored, flagged or not (warm-up excluded), by sensor and detector: anomalies_total / checked_total is the share flagged.",
-    labelNames: ["sensor_id", "detector"],
-    registers: [registry],
-    collect: () => moveDetectionCounts(),
-  });
+  const detectionCounter = (name: string, help: string) =>
+    new Counter({ name, help, labelNames: ["sensor_id", "detector"], registers: [registry], collect: () => moveDetectionCounts() });
+  const anomalies = detectionCounter("iot_anomaly_anomalies_total", "Events flagged as anomalous, by sensor and detector.");
+  const checked = detectionCounter(
+    "iot_anomaly_checked_total",
+    "Events a detector scored, flagged or not (warm-up excluded), by sensor and detector: anomalies_total / checked_total is the share flagged.",
+  );
   const moveDetectionCounts = () => {
     for (const detector of DETECTORS) {
       const flagged = newAnomalies[detector];
