@@ -1,12 +1,28 @@
 // Node-RED glue for kafka-in: the core consumer's records -> messages (output 1: events, one or a batch from one
 // partition; output 2: values that are not events), and acknowledgements back in. With ackMode "input" an offset
 // is committed only after a message carrying it comes back on the input (from a sink or kafka-out downstream), so a
-// crash re-reads what was unfinished instead of losing it.
+// crash re-reads what was unfinished instead of losing it. A message that comes back from a Catch node (msg.error
+// set) reports a failure instead: its events are sent again after a pause, and after "maxAttempts" go to the
+// dead-letter topic (core/kafka/redelivery.ts); with no dead-letter topic they are tried until they succeed.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import type { SensorEvent } from "../../src/core/event";
 import { settleWithin } from "../../src/core/kafka/client-support";
-import { checkConsumerOptions, checkTopicName, KafkaConfigError, type ConsumedRecord, type KafkaClientStatus, type KafkaEventConsumer, type OutgoingMessage } from "../../src/core/kafka";
-import { AckRegistry, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
+import {
+  checkConsumerOptions,
+  checkRedeliveryOptions,
+  checkTopicName,
+  decodeAgain,
+  DEFAULT_MAX_ATTEMPTS,
+  KafkaConfigError,
+  nextRedeliveryStep,
+  recordValueText,
+  type CheckedRedeliveryOptions,
+  type ConsumedRecord,
+  type KafkaClientStatus,
+  type KafkaEventConsumer,
+  type OutgoingMessage,
+} from "../../src/core/kafka";
+import { AckRegistry, type HeldEvent, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/throttled-status";
 import { NodeMetrics, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
@@ -25,9 +41,12 @@ interface KafkaInNodeDef extends NodeDef {
   ackMode?: AckMode;
   deadLetterTopic?: string;
   sessionTimeout?: number | string;
+  /** Attempts before a failing event goes to the dead-letter topic; absent in flows saved before it existed. */
+  maxAttempts?: number | string;
 }
 
-type AckMessage = NodeMessageInFlow & { kafka?: unknown };
+/** What comes back on the input: an acknowledgement, or (with msg.error, from a Catch node) a failure report. */
+type AckMessage = NodeMessageInFlow & { kafka?: unknown; error?: unknown };
 
 /** Events of one partition waiting to go out as one message. */
 interface PendingBatch {
@@ -40,10 +59,13 @@ interface PendingBatch {
   indexes: number[];
   /** Whether any event of the batch comes from a packed record (then msg.kafka carries `indexes`). */
   packed: boolean;
+  /** Which attempt each event is; msg.kafka carries them when some event is a retry. */
+  attempts: number[];
+  retried: boolean;
   keys: (string | null)[];
   timestamps: number[];
   headers: Record<string, string>[];
-  acks: Array<() => void>;
+  held: HeldEvent[];
 }
 
 const MAX_BATCH_SIZE = 10_000;
@@ -54,6 +76,15 @@ function integerSetting(field: string, value: unknown, fallback: number, min: nu
     throw new KafkaConfigError(field, `"${field}" must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
   }
   return number;
+}
+
+/** The text of a Catch node's msg.error ({ message, source }), naming the node that reported it. */
+function errorText(error: unknown): string {
+  if (typeof error !== "object" || error === null) return String(error);
+  const { message, source } = error as { message?: unknown; source?: { type?: unknown; name?: unknown } };
+  const text = typeof message === "string" ? message : JSON.stringify(error);
+  if (!source || typeof source.type !== "string") return text;
+  return `${source.type}${typeof source.name === "string" && source.name !== "" ? ` "${source.name}"` : ""}: ${text}`;
 }
 
 export = function register(RED: NodeAPI) {
@@ -76,6 +107,7 @@ export = function register(RED: NodeAPI) {
     let batchSize = 1;
     let ackMode: AckMode = "input";
     let deadLetterTopic = "";
+    let redelivery: CheckedRedeliveryOptions = checkRedeliveryOptions({ deadLetter: false });
     let groupId = "";
     try {
       const found = lookUpBroker((id) => RED.nodes.getNode(id), config.broker);
@@ -101,6 +133,7 @@ export = function register(RED: NodeAPI) {
           throw new KafkaConfigError("deadLetterTopic", `"deadLetterTopic" must not be one of the topics read ("${deadLetterTopic}"): invalid values would come back forever`);
         }
       }
+      redelivery = checkRedeliveryOptions({ maxAttempts: integerSetting("maxAttempts", config.maxAttempts, DEFAULT_MAX_ATTEMPTS, 1, 100), deadLetter: deadLetterTopic !== "" });
       groupId = options.groupId;
       kafka = found;
       consumer = kafka.createConsumer(options, {
@@ -127,7 +160,9 @@ export = function register(RED: NodeAPI) {
         unit: partitions === 1 ? RED._("iot-kafka-in.status.partition") : RED._("iot-kafka-in.status.partitions"),
         count: compactCount(received),
       });
-      return running(invalidCount > 0 ? `${text} · ${RED._("iot-kafka-in.status.invalid", { count: compactCount(invalidCount) })}` : text);
+      const invalid = invalidCount > 0 ? ` · ${RED._("iot-kafka-in.status.invalid", { count: compactCount(invalidCount) })}` : "";
+      const retrying = waiting > 0 ? ` · ${RED._("iot-kafka-in.status.retrying", { count: compactCount(waiting) })}` : "";
+      return running(text + invalid + retrying);
     };
 
     function showConsumerStatus(update: KafkaClientStatus): void {
@@ -174,6 +209,7 @@ export = function register(RED: NodeAPI) {
         partition: current.partition,
         offsets: current.offsets,
         ...(current.packed ? { indexes: current.indexes } : {}),
+        ...(current.retried ? { attempts: current.attempts } : {}),
         keys: current.keys,
         timestamps: current.timestamps,
         headers: current.headers,
@@ -192,16 +228,18 @@ export = function register(RED: NodeAPI) {
               kafka: kafkaMeta,
             }
           : { topic: current.topic, partition: current.partition, payload: current.events, kafka: kafkaMeta };
-      if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.acks, current.packed ? current.indexes : undefined);
+      if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.held, current.packed ? current.indexes : undefined);
       received += current.events.length;
       metrics.sent(current.events.length);
       node.send([msg, null]);
-      if (ackMode === "send") for (const ack of current.acks) ack();
+      if (ackMode === "send") for (const held of current.held) held.ack();
       status.soon(countsStatus);
     }
 
-    // Dead-letter copies of invalid values, sent together; each is acked once the broker has it (or the send failed).
-    let deadLetters: Array<{ message: OutgoingMessage; ack: () => void }> = [];
+    // Dead-letter copies, sent together: of invalid values (acked once the broker has them, or the send failed: an
+    // invalid value never holds up its partition), and of events that kept failing (`held`; acked only once the broker
+    // has them, otherwise written again later: they are good events and must not be lost).
+    let deadLetters: Array<{ message: OutgoingMessage; ack: () => void; held?: HeldEvent }> = [];
     let deadLetterHandle: NodeJS.Immediate | undefined;
     const deadLetterSends = new Set<Promise<void>>();
 
@@ -221,16 +259,19 @@ export = function register(RED: NodeAPI) {
       }
       const sent = request
         .then(
-          () => undefined,
+          () => true,
           (error: Error) => {
             const text = RED._("iot-kafka-in.errors.deadLetter", { topic: deadLetterTopic, error: error.message });
             if (shouldWarn(text)) node.error(text);
+            return false;
           },
         )
-        .then(() => {
-          // Acked either way: an invalid value never holds up its partition's commits.
-          for (const item of items) item.ack();
+        .then((written) => {
           deadLetterSends.delete(sent);
+          for (const item of items) {
+            if (written || item.held === undefined) item.ack();
+            else later(redelivery.maxDelayMs, () => writeDeadLetter(item.held!, item.message));
+          }
         });
       deadLetterSends.add(sent);
     }
@@ -275,15 +316,114 @@ export = function register(RED: NodeAPI) {
       status.soon(countsStatus);
     }
 
-    function handleRecord(record: ConsumedRecord, ack: () => void): void {
+    // Pauses before a retry or a second dead-letter write; cleared on close (the events are read again after a restart).
+    const timers = new Set<NodeJS.Timeout>();
+    let waiting = 0;
+
+    function later(delayMs: number, run: () => void): void {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!closing) run();
+      }, delayMs);
+      timers.add(timer);
+    }
+
+    /** Sends failed events again, unless they were acknowledged or their partition delivered afresh meanwhile. */
+    function retry(events: HeldEvent[]): void {
+      waiting -= events.length;
+      for (const held of events) if (acks.isHeld(held)) handleRecord(decodeAgain(held.record), held.ack, held.attempt + 1);
+      status.soon(countsStatus);
+    }
+
+    /** An event that failed `maxAttempts` times: a copy on output 2, and the dead-letter topic; acked once the topic has it. */
+    function giveUp(held: HeldEvent, reason: string): void {
+      const { record } = held;
+      metrics.failed();
+      node.send([null, { topic: record.topic, partition: record.partition, payload: failurePayload(record, reason, held.attempt) }]);
+      const headers: Record<string, string> = {
+        ...record.headers,
+        "x-error": reason,
+        "x-attempts": String(held.attempt),
+        "x-source-topic": record.topic,
+        "x-source-partition": String(record.partition),
+        "x-source-offset": record.offset,
+      };
+      if (record.index !== undefined) headers["x-source-index"] = String(record.index);
+      writeDeadLetter(held, { key: record.key, value: recordValueText(record) ?? "", headers });
+    }
+
+    function writeDeadLetter(held: HeldEvent, message: OutgoingMessage): void {
+      if (!acks.isHeld(held)) return;
+      deadLetters.push({ message, ack: held.ack, held });
+      if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
+    }
+
+    function failurePayload(record: ConsumedRecord, reason: string, attempts: number) {
+      return {
+        raw: recordValueText(record),
+        error: reason,
+        attempts,
+        topic: record.topic,
+        partition: record.partition,
+        offset: Number(record.offset),
+        ...(record.index === undefined ? {} : { index: record.index }),
+        key: record.key,
+      };
+    }
+
+    /** A message came back from a Catch node: its events' current attempt failed. */
+    function handleFailure(msg: AckMessage): void {
+      const events = acks.fail(msg.kafka);
+      if (events.length === 0) return;
+      const reason = errorText(msg.error);
+      const retries = new Map<number, HeldEvent[]>();
+      let deadLettered = 0;
+      for (const held of events) {
+        const step = nextRedeliveryStep(redelivery, held.attempt);
+        if (step.action === "dead-letter") {
+          giveUp(held, reason);
+          deadLettered++;
+          continue;
+        }
+        const group = retries.get(step.delayMs);
+        if (group) group.push(held);
+        else retries.set(step.delayMs, [held]);
+      }
+      const { topic, partition } = events[0].record;
+      for (const [delayMs, group] of retries) {
+        waiting += group.length;
+        later(delayMs, () => retry(group));
+        const text = RED._("iot-kafka-in.errors.retrying", { count: group.length, topic, partition, attempt: group[0].attempt, error: reason, seconds: delayMs / 1000 });
+        if (shouldWarn(text)) node.warn(text);
+      }
+      if (deadLettered > 0) node.error(RED._("iot-kafka-in.errors.gaveUp", { count: deadLettered, topic, partition, attempts: redelivery.maxAttempts, error: reason, deadLetterTopic }));
+      status.soon(countsStatus);
+    }
+
+    function handleRecord(record: ConsumedRecord, ack: () => void, attempt = 1): void {
       // While closing nothing goes out and nothing is acked: it is read again after the restart.
       if (closing) return;
-      metrics.received(1);
+      if (attempt === 1) metrics.received(1);
       if (!record.ok) return handleInvalid(record, ack);
       const delivery = deliveryOf(record);
-      if (batch && (batch.delivery !== delivery || batch.partition !== record.partition || batch.topic !== record.topic)) flush();
+      // A retry goes out as a message of its own, so one bad event does not take its batch-mates to the dead letters.
+      if (batch && (attempt > 1 || batch.delivery !== delivery || batch.partition !== record.partition || batch.topic !== record.topic)) flush();
       if (!batch) {
-        batch = { delivery, topic: record.topic, partition: record.partition, events: [], offsets: [], indexes: [], packed: false, keys: [], timestamps: [], headers: [], acks: [] };
+        batch = {
+          delivery,
+          topic: record.topic,
+          partition: record.partition,
+          events: [],
+          offsets: [],
+          indexes: [],
+          packed: false,
+          attempts: [],
+          retried: false,
+          keys: [],
+          timestamps: [],
+          headers: [],
+          held: [],
+        };
       }
       batch.events.push(record.event);
       batch.offsets.push(Number(record.offset));
@@ -295,8 +435,10 @@ export = function register(RED: NodeAPI) {
       batch.keys.push(record.key);
       batch.timestamps.push(Number(record.timestamp));
       batch.headers.push(record.headers);
-      batch.acks.push(ack);
-      if (batch.events.length >= batchSize) flush();
+      batch.attempts.push(attempt);
+      if (attempt > 1) batch.retried = true;
+      batch.held.push({ ack, record, attempt, failed: false });
+      if (attempt > 1 || batch.events.length >= batchSize) flush();
       // The core hands out a fetched batch synchronously; what is left when it pauses or ends goes out next tick.
       else if (flushHandle === undefined) flushHandle = setImmediate(flush);
     }
@@ -331,14 +473,19 @@ export = function register(RED: NodeAPI) {
     }
 
     node.on("input", (msg: AckMessage, _send, done) => {
-      // An acknowledgement: only this node's messages of a partition's current delivery count; others are ignored.
-      if (ackMode === "input") acks.acknowledge(msg.kafka);
+      // Only this node's messages of a partition's current delivery count; others are ignored.
+      if (ackMode === "input") {
+        if (msg.error !== undefined && msg.error !== null) handleFailure(msg);
+        else acks.acknowledge(msg.kafka);
+      }
       done();
     });
 
     node.on("close", (removed: boolean, done: () => void) => {
       closing = true;
       status.stop();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       if (flushHandle !== undefined) clearImmediate(flushHandle);
       if (deadLetterHandle !== undefined) {
         clearImmediate(deadLetterHandle);

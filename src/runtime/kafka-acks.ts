@@ -7,6 +7,11 @@
 // the same offsets as the new copies. Matched by offset alone they would mark the new copies finished while those
 // are still being processed, and a crash right then would lose them. The core already ignores acks of a revoked
 // delivery (offset-tracker: a stale TrackedOffset); the token carries that distinction through the flow.
+//
+// A message that comes back from a Catch node instead (msg.error set) reports a failure: fail() hands its events to
+// kafka-in, which tries them again or writes them to the dead-letter topic (core/kafka/redelivery.ts).
+
+import type { ConsumedRecord } from "../core/kafka";
 
 /** What msg.kafka carries: where the events came from, and the token that lets an acknowledgement find them. */
 export interface KafkaMessageMeta {
@@ -22,21 +27,36 @@ export interface KafkaMessageMeta {
    * for an event that is a record of its own. Absent when no event of the message comes from a packed record.
    */
   indexes?: number[];
+  /**
+   * Parallel to `offsets` when the message holds an event tried again after a failure: which attempt this is (1 for
+   * the first delivery). Absent when every event of the message is on its first attempt.
+   */
+  attempts?: number[];
   keys: (string | null)[];
   timestamps: number[];
   headers: Record<string, string>[];
 }
 
-/** The ack of a one-event record, or the acks of a packed record's events still in the flow, by position. */
-export type PendingAck = (() => void) | Map<number, () => void>;
+/** An event handed downstream and not yet back: its ack, its record (for a retry), and which attempt is out. */
+export interface HeldEvent {
+  readonly ack: () => void;
+  readonly record: ConsumedRecord;
+  /** 1 for the first delivery, one more for each retry. */
+  readonly attempt: number;
+  /** A failure of this attempt was reported and a retry (or the dead-letter copy) is scheduled: later reports are ignored. */
+  failed: boolean;
+}
 
-/** One delivery of one partition: the acks of its events still in the flow, by offset. */
+/** The held event of a one-event record, or the held events of a packed record still in the flow, by position. */
+export type PendingEntry = HeldEvent | Map<number, HeldEvent>;
+
+/** One delivery of one partition: its events still in the flow, by offset. */
 export interface PartitionDelivery {
   /** The core's generation number of this delivery (ConsumedRecord.generation). */
   readonly coreGeneration: number;
   /** Our token for it, unique in this process: a redeployed node never reuses one. */
   readonly token: number;
-  readonly pending: Map<number, PendingAck>;
+  readonly pending: Map<number, PendingEntry>;
 }
 
 /** Shared by every kafka-in of the runtime, so a token is never handed out twice, not even across redeploys. */
@@ -58,55 +78,96 @@ export class AckRegistry {
     return delivery;
   }
 
-  /** Keeps the acks of events sent in one message until that message comes back (`indexes` as in KafkaMessageMeta). */
-  hold(delivery: PartitionDelivery, offsets: number[], acks: Array<() => void>, indexes?: number[]): void {
+  /**
+   * Keeps the events sent in one message until that message comes back (`indexes` as in KafkaMessageMeta). An event
+   * sent again (a retry) replaces its earlier attempt.
+   */
+  hold(delivery: PartitionDelivery, offsets: number[], events: HeldEvent[], indexes?: number[]): void {
     const pending = delivery.pending;
     for (let item = 0; item < offsets.length; item++) {
       const position = indexes === undefined ? -1 : indexes[item];
       if (position < 0) {
-        pending.set(offsets[item], acks[item]);
+        pending.set(offsets[item], events[item]);
         continue;
       }
       let slots = pending.get(offsets[item]);
-      if (typeof slots !== "object") {
+      if (!(slots instanceof Map)) {
         slots = new Map();
         pending.set(offsets[item], slots);
       }
-      slots.set(position, acks[item]);
+      slots.set(position, events[item]);
     }
   }
 
   /**
    * Acknowledges the offsets named by a message's msg.kafka when it is this node's and of the current delivery.
    * Returns how many events it acknowledged: 0 for a foreign, stale or repeated acknowledgement (ignored, no error).
+   * Any attempt's success counts: a late acknowledgement of an earlier attempt finishes the event too.
    */
   acknowledge(meta: unknown): number {
-    if (meta === null || typeof meta !== "object") return 0;
-    const { consumer, generation, topic, partition, offsets, indexes } = meta as Partial<KafkaMessageMeta>;
-    if (consumer !== this.consumerId || !Array.isArray(offsets)) return 0;
-    const delivery = this.deliveries.get(`${partition}:${topic}`);
-    if (!delivery || delivery.token !== generation) return 0;
     let acknowledged = 0;
+    this.visit(meta, (held, pending, offset, position) => {
+      if (position < 0) pending.delete(offset);
+      else {
+        const slots = pending.get(offset) as Map<number, HeldEvent>;
+        slots.delete(position);
+        if (slots.size === 0) pending.delete(offset);
+      }
+      held.ack();
+      acknowledged++;
+    });
+    return acknowledged;
+  }
+
+  /**
+   * The events a failure report (a message back from a Catch node) names, when they are held and the report is of
+   * their current attempt; each is marked failed and returned once, so a second report of the same attempt is ignored.
+   * They stay held: the caller retries them (hold() replaces them) or acknowledges them once dead-lettered.
+   */
+  fail(meta: unknown): HeldEvent[] {
+    const failed: HeldEvent[] = [];
+    const attempts = (meta as Partial<KafkaMessageMeta> | null)?.attempts;
+    this.visit(meta, (held, _pending, _offset, _position, item) => {
+      const attempt = Array.isArray(attempts) ? attempts[item] : 1;
+      if (held.failed || held.attempt !== attempt) return;
+      held.failed = true;
+      failed.push(held);
+    });
+    return failed;
+  }
+
+  /** Whether `held` is still the current attempt of an event of a current delivery (not acknowledged, not re-delivered). */
+  isHeld(held: HeldEvent): boolean {
+    const { topic, partition, generation, offset, index } = held.record;
+    const delivery = this.deliveries.get(`${partition}:${topic}`);
+    if (!delivery || delivery.coreGeneration !== generation) return false;
+    const entry = delivery.pending.get(Number(offset));
+    return entry instanceof Map ? entry.get(index ?? -1) === held : entry === held;
+  }
+
+  /**
+   * Calls `found` for each event named by `meta` that is held by this node's current delivery, with where it is held
+   * (the pending map, its offset, its position in a packed record or -1 for a record of its own) and its item in the message.
+   */
+  private visit(meta: unknown, found: (held: HeldEvent, pending: Map<number, PendingEntry>, offset: number, position: number, item: number) => void): void {
+    if (meta === null || typeof meta !== "object") return;
+    const { consumer, generation, topic, partition, offsets, indexes } = meta as Partial<KafkaMessageMeta>;
+    if (consumer !== this.consumerId || !Array.isArray(offsets)) return;
+    const delivery = this.deliveries.get(`${partition}:${topic}`);
+    if (!delivery || delivery.token !== generation) return;
     const pending = delivery.pending;
     for (let item = 0; item < offsets.length; item++) {
       const offset = offsets[item];
       const entry = pending.get(offset);
       if (entry === undefined) continue;
-      let ack: (() => void) | undefined;
-      if (typeof entry === "function") {
-        ack = entry;
-        pending.delete(offset);
-      } else {
-        const position = Array.isArray(indexes) ? indexes[item] : undefined;
-        ack = position === undefined ? undefined : entry.get(position);
-        if (ack === undefined) continue;
-        entry.delete(position!);
-        if (entry.size === 0) pending.delete(offset);
+      if (!(entry instanceof Map)) {
+        found(entry, pending, offset, -1, item);
+        continue;
       }
-      ack();
-      acknowledged++;
+      const position = Array.isArray(indexes) ? indexes[item] : undefined;
+      const held = position === undefined ? undefined : entry.get(position);
+      if (held !== undefined) found(held, pending, offset, position!, item);
     }
-    return acknowledged;
   }
 
   /** Forgets everything (close): acks arriving later are ignored. */

@@ -7,11 +7,13 @@ import helper from "node-red-node-test-helper";
 import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
 import kafkaInNode from "../../nodes/kafka-in/kafka-in";
 import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
-import { AckRegistry } from "../../src/runtime/kafka-acks";
+import type { ConsumedRecord } from "../../src/core/kafka";
+import { AckRegistry, type HeldEvent } from "../../src/runtime/kafka-acks";
 import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
 
-import type { NodeMessage } from "node-red";
-import { inbox, nextStatus, within } from "../support/node-inbox";
+import type { EventEmitter } from "node:events";
+import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import { inbox, nextStatus, within, type Message } from "../support/node-inbox";
 
 helper.init(require.resolve("node-red"));
 
@@ -77,6 +79,34 @@ describe("iot-kafka-in node (real broker)", function () {
     await helper.load([kafkaBrokerNode, kafkaInNode, kafkaOutNode], flow);
     const node = helper.getNode("in");
     return { node, events: inbox(helper.getNode("events")), invalid: inbox(helper.getNode("invalid")), completed: inbox(helper.getNode("completed")) };
+  }
+
+  /** The first `count` messages of a dead-letter topic, with their headers as text. */
+  async function readDeadLetters(deadLetterTopic: string, count: number) {
+    const kafka = new Kafka({ clientId: "dlq-reader", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
+    const reader = kafka.consumer({ groupId: uniqueName("dlq-reader") });
+    const letters: Array<{ key: string; value: string; headers: Record<string, string> }> = [];
+    try {
+      await reader.connect();
+      await reader.subscribe({ topic: deadLetterTopic, fromBeginning: true });
+      await within(
+        new Promise<void>((resolve) => {
+          void reader.run({
+            eachMessage: async ({ message }) => {
+              const headers: Record<string, string> = {};
+              for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+              letters.push({ key: String(message.key), value: String(message.value), headers });
+              if (letters.length === count) resolve();
+            },
+          });
+        }),
+        20_000,
+        "the dead letters",
+      );
+    } finally {
+      await reader.disconnect();
+    }
+    return letters;
   }
 
   async function produceEvents(topic: string, count: number, sensors = 5): Promise<void> {
@@ -264,29 +294,7 @@ describe("iot-kafka-in node (real broker)", function () {
     await invalid.take(2, "the invalid values on output 2");
     await eventually(() => endOffsets(deadLetterTopic), (offsets) => offsets.get(0) === 2, "two dead letters");
 
-    const kafka = new Kafka({ clientId: "dlq-reader", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
-    const reader = kafka.consumer({ groupId: uniqueName("dlq-reader") });
-    const letters: Array<{ key: string; value: string; headers: Record<string, string> }> = [];
-    try {
-      await reader.connect();
-      await reader.subscribe({ topic: deadLetterTopic, fromBeginning: true });
-      await within(
-        new Promise<void>((resolve) => {
-          void reader.run({
-            eachMessage: async ({ message }) => {
-              const headers: Record<string, string> = {};
-              for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
-              letters.push({ key: String(message.key), value: String(message.value), headers });
-              if (letters.length === 2) resolve();
-            },
-          });
-        }),
-        20_000,
-        "the dead letters",
-      );
-    } finally {
-      await reader.disconnect();
-    }
+    const letters = await readDeadLetters(deadLetterTopic, 2);
     assert.deepEqual(letters.map((letter) => [letter.key, letter.value]), [
       ["a", "temperature=41.3"],
       ["c", JSON.stringify({ timestamp: T0, readings: { vibration: 1 } })],
@@ -298,6 +306,99 @@ describe("iot-kafka-in node (real broker)", function () {
     assert.equal(letters[0].headers.origin, "gateway-7", "the original headers are kept");
     assert.equal(letters[1].headers["x-source-offset"], "2");
     assert.equal(letters[1].headers["x-error-field"], "sensorId");
+  });
+
+  /**
+   * kafka-in -> a sink that fails the messages `failure` names (done(err), which Catch nodes see) and passes the rest
+   * back as acknowledgements; a Catch node scoped to the sink wired back into kafka-in, as the README's Gold flow.
+   */
+  async function startWithFailingSink(kafkaIn: Record<string, unknown>, failure: (msg: Message) => string | null) {
+    const seen: Message[] = [];
+    function failingSinkNode(RED: NodeAPI) {
+      RED.nodes.registerType("test-failing-sink", function (this: Node, config: NodeDef) {
+        RED.nodes.createNode(this, config);
+        this.on("input", (msg: NodeMessage, send: (msg: NodeMessage) => void, done: (error?: Error) => void) => {
+          seen.push(structuredClone(msg));
+          const reason = failure(msg);
+          if (reason !== null) return done(new Error(reason));
+          send(msg);
+          done();
+        });
+      });
+    }
+    const flow: FlowNode[] = [
+      { id: "f1", type: "tab", label: "kafka-in failures" },
+      { id: "broker", type: "iot-kafka-broker", name: "", brokers, clientId: "kafka-in-test", tls: false, saslMechanism: "none" },
+      { id: "in", z: "f1", type: "iot-kafka-in", name: "", broker: "broker", fromBeginning: true, batchSize: 1, maxInFlight: 5000, ackMode: "input", deadLetterTopic: "", sessionTimeout: 10000, wires: [["sink"], ["invalid"]], ...kafkaIn },
+      { id: "sink", z: "f1", type: "test-failing-sink", name: "Gold DB", wires: [["in", "stored"]] },
+      { id: "onCatch", z: "f1", type: "catch", scope: ["sink"], uncaught: false, wires: [["in"]] },
+      { id: "stored", z: "f1", type: "helper" },
+      { id: "invalid", z: "f1", type: "helper" },
+    ];
+    await helper.load([kafkaBrokerNode, kafkaInNode, failingSinkNode], flow);
+    return { node: helper.getNode("in"), seen, stored: inbox(helper.getNode("stored")), invalid: inbox(helper.getNode("invalid")) };
+  }
+
+  /** Offsets of a message's events, and which attempt each is. */
+  const offsetsOf = (msg: Message): number[] => msg.kafka.offsets;
+  const attemptsOf = (msg: Message): number[] => msg.kafka.attempts ?? msg.kafka.offsets.map(() => 1);
+
+  it("sends an event a Catch node reports failed again after 1 s, 2 s, ... and commits past it once it succeeds", async () => {
+    const topic = await createTopic("in-retry", 1);
+    const groupId = uniqueName("in-retry");
+    await produceEvents(topic, 10, 1);
+    // Offset 3 fails on its first two attempts (say, a database that was away), then goes through.
+    const { node, seen, stored } = await startWithFailingSink({ topics: topic, groupId }, (msg) =>
+      offsetsOf(msg).includes(3) && attemptsOf(msg)[0] < 3 ? "database away" : null,
+    );
+    const warnings: string[] = [];
+    (node as unknown as EventEmitter).on("call:warn", (call: { args: [string] }) => warnings.push(String(call.args[0])));
+    const storedMessages = await stored.take(10, "every event stored once", 15_000);
+    assert.deepEqual(storedMessages.map((msg) => msg.offset).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const tries = seen.filter((msg) => offsetsOf(msg).includes(3));
+    assert.deepEqual(tries.map(attemptsOf), [[1], [2], [3]], "offset 3 was tried three times, each attempt numbered");
+    assert.deepEqual(tries[1].payload, tries[0].payload, "a retry carries the event as the topic holds it");
+    // One warning per kind of failure (repeats are rate-limited); the test runtime shows the message key, not its text.
+    assert.ok(warnings.length >= 1 && warnings.every((text) => /retrying/.test(text)), warnings.join("\n"));
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 10, "all 10 offsets committed");
+  });
+
+  it("after maxAttempts writes only the failing event of a batch to the dead letters and output 2, and commits past it", async () => {
+    const topic = await createTopic("in-poison", 1);
+    const deadLetterTopic = await createTopic("in-poison-dlq", 1);
+    const groupId = uniqueName("in-poison");
+    await produceRaw(topic, [0, 1, 2, 3, 4].map((index) => ({ key: "pump-0", value: eventJson("pump-0", index), headers: { origin: "line-2" } })));
+    // Every message holding offset 1 fails: the first batch of three, then offset 1 alone (retries go out one by one).
+    const { seen, stored, invalid } = await startWithFailingSink({ topics: topic, groupId, batchSize: 3, maxAttempts: 2, deadLetterTopic }, (msg) =>
+      offsetsOf(msg).includes(1) ? "constraint failed" : null,
+    );
+    const gaveUp = await invalid.next("the event given up, on output 2", 15_000);
+    assert.deepEqual({ ...gaveUp.payload, error: undefined }, { raw: eventJson("pump-0", 1), error: undefined, attempts: 2, topic, partition: 0, offset: 1, key: "pump-0" });
+    assert.match(gaveUp.payload.error, /constraint failed/);
+    const [letter] = await readDeadLetters(deadLetterTopic, 1);
+    assert.equal(letter.value, eventJson("pump-0", 1), "the dead letter is the record as the topic holds it");
+    assert.equal(letter.key, "pump-0");
+    assert.deepEqual([letter.headers["x-attempts"], letter.headers["x-source-offset"], letter.headers.origin], ["2", "1", "line-2"]);
+    assert.match(letter.headers["x-error"], /^test-failing-sink "Gold DB": (Error: )?constraint failed$/, "the error, and the node that reported it");
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 5, "all 5 offsets committed");
+    // Committed, so everything is back: [0, 1, 2] failed, then 0 and 2 alone, and [3, 4] as one batch.
+    const storedOffsets = (await stored.take(stored.queued, "the good events")).flatMap(offsetsOf).sort((a, b) => a - b);
+    assert.deepEqual(storedOffsets, [0, 2, 3, 4], "the batch-mates of the failing event are stored, not dead-lettered");
+    assert.deepEqual(seen.filter((msg) => offsetsOf(msg).includes(1)).map(attemptsOf), [[1, 1, 1], [2]]);
+  });
+
+  it("never gives an event up without a dead-letter topic: it is tried again and its partition's commit point waits", async () => {
+    const topic = await createTopic("in-hold", 1);
+    const groupId = uniqueName("in-hold");
+    await produceEvents(topic, 5, 1);
+    const { node, seen, stored, invalid } = await startWithFailingSink({ topics: topic, groupId, maxAttempts: 2 }, (msg) =>
+      offsetsOf(msg).includes(1) ? "disk full" : null,
+    );
+    await stored.take(4, "the other events");
+    await nextStatus(node, (status) => /retrying/.test(String(status.text)), "the retry counted in the status", 5000);
+    await eventually(async () => seen.filter((msg) => offsetsOf(msg).includes(1)).length, (tries) => tries >= 3, "a third attempt, past maxAttempts");
+    assert.equal(invalid.queued, 0, "nothing given up");
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 1, "the commit point held at offset 1");
   });
 
   it("pauses at maxInFlight unacknowledged events (yellow status) and resumes as acknowledgements come back", async () => {
@@ -329,10 +430,28 @@ describe("iot-kafka-in node (real broker)", function () {
 });
 
 describe("kafka-in acknowledgement matching (AckRegistry)", () => {
-  /** Acks that record which offsets were acknowledged. */
-  function tracked(offsets: number[]) {
+  /** A held event of iot.raw[0] (core generation 1 unless given) whose ack calls `ack`. */
+  function heldAt(offset: number, ack: () => void, options: { index?: number; attempt?: number; generation?: number } = {}): HeldEvent {
+    const record: ConsumedRecord = {
+      ok: true,
+      event: { eventId: `s1-${offset}`, sensorId: "s1", timestamp: T0 + offset, readings: { vibration: 1 } },
+      topic: "iot.raw",
+      partition: 0,
+      offset: String(offset),
+      key: "s1",
+      timestamp: String(T0),
+      headers: {},
+      generation: options.generation ?? 1,
+      value: null,
+      ...(options.index === undefined ? {} : { index: options.index }),
+    };
+    return { ack, record, attempt: options.attempt ?? 1, failed: false };
+  }
+
+  /** Held events that record which offsets were acknowledged. */
+  function tracked(offsets: number[], generation = 1) {
     const acked: number[] = [];
-    return { acked, acks: offsets.map((offset) => () => acked.push(offset)) };
+    return { acked, acks: offsets.map((offset) => heldAt(offset, () => acked.push(offset), { generation })) };
   }
 
   it("acknowledges the offsets of its own current delivery, once", () => {
@@ -365,7 +484,7 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     registry.hold(first, [0, 1], old.acks);
     const second = registry.deliveryFor("iot.raw", 0, 2); // the core re-delivers the partition from its last commit
     assert.notEqual(second.token, first.token);
-    const again = tracked([0, 1]);
+    const again = tracked([0, 1], 2);
     registry.hold(second, [0, 1], again.acks);
     assert.equal(registry.acknowledge({ consumer: "in-1", generation: first.token, topic: "iot.raw", partition: 0, offsets: [0, 1] }), 0);
     assert.deepEqual(again.acked, [], "the late acknowledgement of the old copies does not finish the new ones");
@@ -377,10 +496,10 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     const registry = new AckRegistry("in-1");
     const delivery = registry.deliveryFor("iot.raw", 0, 1);
     const acked: string[] = [];
-    const ack = (name: string) => () => acked.push(name);
+    const ack = (offset: number, index?: number) => heldAt(offset, () => acked.push(index === undefined ? `${offset}` : `${offset}#${index}`), { index });
     // Offset 7 is a packed record of three events, split over two messages; offset 8 is a record of one event.
-    registry.hold(delivery, [7, 7], [ack("7#0"), ack("7#1")], [0, 1]);
-    registry.hold(delivery, [7, 8], [ack("7#2"), ack("8")], [2, -1]);
+    registry.hold(delivery, [7, 7], [ack(7, 0), ack(7, 1)], [0, 1]);
+    registry.hold(delivery, [7, 8], [ack(7, 2), ack(8)], [2, -1]);
     const meta = (offsets: number[], indexes?: number[]) => ({ consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets, indexes });
     assert.equal(registry.acknowledge(meta([7, 8], [2, -1])), 2);
     assert.equal(registry.acknowledge(meta([7, 8], [2, -1])), 0, "a repeated acknowledgement changes nothing");
@@ -388,6 +507,42 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     assert.equal(registry.acknowledge(meta([7, 7], [0, 1])), 2);
     assert.deepEqual(acked, ["7#2", "8", "7#0", "7#1"]);
     assert.equal(delivery.pending.size, 0, "nothing left once every event is back");
+  });
+
+  it("reports a failure of the current attempt once; a retry replaces the event and a late report of the old attempt is ignored", () => {
+    const registry = new AckRegistry("in-1");
+    const delivery = registry.deliveryFor("iot.raw", 0, 1);
+    const { acked, acks } = tracked([3, 4]);
+    registry.hold(delivery, [3, 4], acks);
+    const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [3, 4] };
+    const failed = registry.fail(meta);
+    assert.deepEqual(failed.map((held) => held.record.offset), ["3", "4"]);
+    assert.deepEqual(registry.fail(meta), [], "a second report of the same attempt (two Catch nodes) is ignored");
+    assert.ok(registry.isHeld(failed[0]), "a failed event stays held until it is retried or dead-lettered");
+    assert.equal(acked.length, 0);
+
+    const retry = heldAt(3, () => acked.push(33), { attempt: 2 });
+    registry.hold(delivery, [3], [retry]);
+    assert.equal(registry.isHeld(failed[0]), false, "the retry replaced the first attempt");
+    assert.deepEqual(registry.fail(meta).map((held) => held.record.offset), [], "the first attempt's report names nothing current");
+    assert.deepEqual(registry.fail({ ...meta, offsets: [3], attempts: [2] }), [retry]);
+    assert.equal(registry.acknowledge({ ...meta, offsets: [3, 4] }), 2, "a success of any attempt finishes the event");
+    assert.deepEqual(acked, [33, 4]);
+    assert.equal(registry.isHeld(retry), false);
+  });
+
+  it("reports failures of packed-record events by position, and only of this node's current delivery", () => {
+    const registry = new AckRegistry("in-1");
+    const delivery = registry.deliveryFor("iot.raw", 0, 1);
+    const first = heldAt(7, () => {}, { index: 0 });
+    const second = heldAt(7, () => {}, { index: 1 });
+    registry.hold(delivery, [7, 7], [first, second], [0, 1]);
+    const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [7], indexes: [1] };
+    assert.deepEqual(registry.fail({ ...meta, consumer: "in-2" }), []);
+    assert.deepEqual(registry.fail({ ...meta, generation: delivery.token + 1 }), []);
+    assert.deepEqual(registry.fail(meta), [second]);
+    registry.deliveryFor("iot.raw", 0, 2); // a rebalance: the partition is delivered afresh
+    assert.equal(registry.isHeld(first), false, "an event of a replaced delivery is not retried: it comes again anyway");
   });
 
   it("never reuses a token, not even in a node redeployed with the same id", () => {

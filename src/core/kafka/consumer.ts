@@ -306,11 +306,11 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     let unacked = decoded.length;
     for (let index = 0; index < decoded.length; index++) {
       const result = decoded[index];
-      const { offset, timestamp } = message;
+      const { offset, timestamp, value } = message;
       const generation = tracked.generation;
       const record: ConsumedRecord = result.ok
-        ? { ok: true, event: result.event, topic, partition, offset, key, timestamp, headers, generation }
-        : { ok: false, error: result.error, topic, partition, offset, key, timestamp, headers, generation };
+        ? { ok: true, event: result.event, topic, partition, offset, key, timestamp, headers, generation, value }
+        : { ok: false, error: result.error, topic, partition, offset, key, timestamp, headers, generation, value };
       if (packed) record.index = index;
       let acked = false;
       const ack = (): void => {

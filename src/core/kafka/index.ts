@@ -3,6 +3,7 @@
 export * from "./connection-options";
 export * from "./serialisation";
 export * from "./offset-tracker";
+export * from "./redelivery";
 export * from "./types";
 export { KafkaClientClosedError, isRetriableKafkaError, isConnectionError } from "./client-support";
 export * from "./producer";

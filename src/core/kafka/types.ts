@@ -90,6 +90,8 @@ interface ConsumedRecordBase {
   generation: number;
   /** Position of the event in a packed record (a JSON array of events); absent for a record of one event. */
   index?: number;
+  /** The record's value as fetched, kept so a failed event can be decoded afresh for a redelivery (redelivery.ts). */
+  value: Buffer | null;
 }
 
 /** A consumed event (one per record, or one per element of a packed record): a valid event, or the structured reason why it is not one. Both must be acked. */
