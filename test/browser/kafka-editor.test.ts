@@ -106,6 +106,25 @@ describe("browser: the Kafka nodes in the Node-RED editor (real broker)", functi
     await page.locator("#node-input-records").waitFor({ state: "detached" });
   });
 
+  it("shows kafka-in's retry setting: Attempts from the example, a bad count refused, empty allowed (the default)", async () => {
+    await showTab(page, "Gold:");
+    await canvasNode(page, /^kafka-in iot\.scored \(iot-gold\)$/).locator("rect.red-ui-flow-node").dblclick();
+    const attempts = page.locator("#node-input-maxAttempts");
+    await attempts.waitFor({ state: "visible" });
+    assert.equal(await attempts.inputValue(), "5");
+    assert.equal((await page.locator('label[for="node-input-maxAttempts"]').innerText()).trim(), "Attempts");
+    // The tip next to it tells how to wire failures back (a Catch node), in words from the catalog.
+    assert.match(await page.locator(".form-tips", { hasText: "Catch" }).innerText(), /dead letters/);
+    for (const [value, valid] of [["0", false], ["101", false], ["", true], ["12", true]] as const) {
+      await attempts.fill(value);
+      await attempts.press("End");
+      await waitUntil(() => attempts.getAttribute("class"), (c) => /\binput-error\b/.test(c ?? "") !== valid, `Attempts "${value}" marked ${valid ? "valid" : "invalid"}`);
+    }
+    // Cancel: the example stays as shipped for the deploy below.
+    await page.locator("#node-dialog-cancel").click();
+    await attempts.waitFor({ state: "detached" });
+  });
+
   it("deploys the three tabs; Bronze, Silver and Gold turn green and Gold stores events", async () => {
     await editor!.deploy();
 
