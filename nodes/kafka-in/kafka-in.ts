@@ -18,11 +18,12 @@ import {
   recordValueText,
   type CheckedRedeliveryOptions,
   type ConsumedRecord,
+  type RecordOrigin,
   type KafkaClientStatus,
   type KafkaEventConsumer,
   type OutgoingMessage,
 } from "../../src/core/kafka";
-import { AckRegistry, type HeldEvent, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
+import { AckRegistry, type FailedEvent, type HeldEvent, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/throttled-status";
 import { NodeMetrics, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
@@ -239,7 +240,7 @@ export = function register(RED: NodeAPI) {
     // Dead-letter copies, sent together: of invalid values (acked once the broker has them, or the send failed: an
     // invalid value never holds up its partition), and of events that kept failing (`held`; acked only once the broker
     // has them, otherwise written again later: they are good events and must not be lost).
-    let deadLetters: Array<{ message: OutgoingMessage; ack: () => void; held?: HeldEvent }> = [];
+    let deadLetters: Array<{ message: OutgoingMessage; ack: () => void; failed?: FailedEvent }> = [];
     let deadLetterHandle: NodeJS.Immediate | undefined;
     const deadLetterSends = new Set<Promise<void>>();
 
@@ -269,8 +270,8 @@ export = function register(RED: NodeAPI) {
         .then((written) => {
           deadLetterSends.delete(sent);
           for (const item of items) {
-            if (written || item.held === undefined) item.ack();
-            else later(redelivery.maxDelayMs, () => writeDeadLetter(item.held!, item.message));
+            if (written || item.failed === undefined) item.ack();
+            else later(redelivery.maxDelayMs, () => writeDeadLetter(item.failed!, item.message));
           }
         });
       deadLetterSends.add(sent);
@@ -329,15 +330,15 @@ export = function register(RED: NodeAPI) {
     }
 
     /** Sends failed events again, unless they were acknowledged or their partition delivered afresh meanwhile. */
-    function retry(events: HeldEvent[]): void {
+    function retry(events: FailedEvent[]): void {
       waiting -= events.length;
-      for (const held of events) if (acks.isHeld(held)) handleRecord(decodeAgain(held.record), held.ack, held.attempt + 1);
+      for (const failed of events) if (acks.isHeld(failed)) handleRecord(decodeAgain(failed.record), failed.held.ack, failed.held.attempt + 1);
       status.soon(countsStatus);
     }
 
     /** An event that failed `maxAttempts` times: a copy on output 2, and the dead-letter topic; acked once the topic has it. */
-    function giveUp(held: HeldEvent, reason: string): void {
-      const { record } = held;
+    function giveUp(failed: FailedEvent, reason: string): void {
+      const { record, held } = failed;
       metrics.failed();
       node.send([null, { topic: record.topic, partition: record.partition, payload: failurePayload(record, reason, held.attempt) }]);
       const headers: Record<string, string> = {
@@ -349,16 +350,16 @@ export = function register(RED: NodeAPI) {
         "x-source-offset": record.offset,
       };
       if (record.index !== undefined) headers["x-source-index"] = String(record.index);
-      writeDeadLetter(held, { key: record.key, value: recordValueText(record) ?? "", headers });
+      writeDeadLetter(failed, { key: record.key, value: recordValueText(record) ?? "", headers });
     }
 
-    function writeDeadLetter(held: HeldEvent, message: OutgoingMessage): void {
-      if (!acks.isHeld(held)) return;
-      deadLetters.push({ message, ack: held.ack, held });
+    function writeDeadLetter(failed: FailedEvent, message: OutgoingMessage): void {
+      if (!acks.isHeld(failed)) return;
+      deadLetters.push({ message, ack: failed.held.ack, failed });
       if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
     }
 
-    function failurePayload(record: ConsumedRecord, reason: string, attempts: number) {
+    function failurePayload(record: RecordOrigin, reason: string, attempts: number) {
       return {
         raw: recordValueText(record),
         error: reason,
@@ -376,24 +377,24 @@ export = function register(RED: NodeAPI) {
       const events = acks.fail(msg.kafka);
       if (events.length === 0) return;
       const reason = errorText(msg.error);
-      const retries = new Map<number, HeldEvent[]>();
+      const retries = new Map<number, FailedEvent[]>();
       let deadLettered = 0;
-      for (const held of events) {
-        const step = nextRedeliveryStep(redelivery, held.attempt);
+      for (const failed of events) {
+        const step = nextRedeliveryStep(redelivery, failed.held.attempt);
         if (step.action === "dead-letter") {
-          giveUp(held, reason);
+          giveUp(failed, reason);
           deadLettered++;
           continue;
         }
         const group = retries.get(step.delayMs);
-        if (group) group.push(held);
-        else retries.set(step.delayMs, [held]);
+        if (group) group.push(failed);
+        else retries.set(step.delayMs, [failed]);
       }
       const { topic, partition } = events[0].record;
       for (const [delayMs, group] of retries) {
         waiting += group.length;
         later(delayMs, () => retry(group));
-        const text = RED._("iot-kafka-in.errors.retrying", { count: group.length, topic, partition, attempt: group[0].attempt, error: reason, seconds: delayMs / 1000 });
+        const text = RED._("iot-kafka-in.errors.retrying", { count: group.length, topic, partition, attempt: group[0].held.attempt, error: reason, seconds: delayMs / 1000 });
         if (shouldWarn(text)) node.warn(text);
       }
       if (deadLettered > 0) node.error(RED._("iot-kafka-in.errors.gaveUp", { count: deadLettered, topic, partition, attempts: redelivery.maxAttempts, error: reason, deadLetterTopic }));
@@ -437,7 +438,7 @@ export = function register(RED: NodeAPI) {
       batch.headers.push(record.headers);
       batch.attempts.push(attempt);
       if (attempt > 1) batch.retried = true;
-      batch.held.push({ ack, record, attempt, failed: false });
+      batch.held.push({ ack, value: record.value, attempt, failed: false });
       if (attempt > 1 || batch.events.length >= batchSize) flush();
       // The core hands out a fetched batch synchronously; what is left when it pauses or ends goes out next tick.
       else if (flushHandle === undefined) flushHandle = setImmediate(flush);

@@ -11,7 +11,7 @@
 // A message that comes back from a Catch node instead (msg.error set) reports a failure: fail() hands its events to
 // kafka-in, which tries them again or writes them to the dead-letter topic (core/kafka/redelivery.ts).
 
-import type { ConsumedRecord } from "../core/kafka";
+import type { RecordOrigin } from "../core/kafka";
 
 /** What msg.kafka carries: where the events came from, and the token that lets an acknowledgement find them. */
 export interface KafkaMessageMeta {
@@ -37,14 +37,28 @@ export interface KafkaMessageMeta {
   headers: Record<string, string>[];
 }
 
-/** An event handed downstream and not yet back: its ack, its record (for a retry), and which attempt is out. */
+/**
+ * An event handed downstream and not yet back: its ack, its record's value (for a retry), and which attempt is out.
+ * Deliberately small: every event in flight has one, and what outlives a young-generation GC is costly. Keeping the
+ * whole ConsumedRecord here cost Silver about 2.5 µs of CPU per event (+10 %) in the three-runtime bench; the rest of
+ * what a retry needs comes back with the failure report's msg.kafka.
+ */
 export interface HeldEvent {
   readonly ack: () => void;
-  readonly record: ConsumedRecord;
+  /** The record's value as fetched (one Buffer shared by the events of a packed record). */
+  readonly value: Buffer | null;
   /** 1 for the first delivery, one more for each retry. */
   readonly attempt: number;
   /** A failure of this attempt was reported and a retry (or the dead-letter copy) is scheduled: later reports are ignored. */
   failed: boolean;
+}
+
+/** A held event a failure report named, with its record rebuilt from the report (what a retry or a dead letter needs). */
+export interface FailedEvent {
+  readonly held: HeldEvent;
+  readonly record: RecordOrigin;
+  /** The delivery it is held in: a retry is pointless once the partition has been delivered afresh. */
+  readonly delivery: PartitionDelivery;
 }
 
 /** The held event of a one-event record, or the held events of a packed record still in the flow, by position. */
@@ -106,7 +120,7 @@ export class AckRegistry {
    */
   acknowledge(meta: unknown): number {
     let acknowledged = 0;
-    this.visit(meta, (held, pending, offset, position) => {
+    this.visit(meta, (held, { pending }, offset, position) => {
       if (position < 0) pending.delete(offset);
       else {
         const slots = pending.get(offset) as Map<number, HeldEvent>;
@@ -124,32 +138,41 @@ export class AckRegistry {
    * their current attempt; each is marked failed and returned once, so a second report of the same attempt is ignored.
    * They stay held: the caller retries them (hold() replaces them) or acknowledges them once dead-lettered.
    */
-  fail(meta: unknown): HeldEvent[] {
-    const failed: HeldEvent[] = [];
-    const attempts = (meta as Partial<KafkaMessageMeta> | null)?.attempts;
-    this.visit(meta, (held, _pending, _offset, _position, item) => {
+  fail(meta: unknown): FailedEvent[] {
+    const failed: FailedEvent[] = [];
+    const { topic, partition, attempts, keys, timestamps, headers } = (meta ?? {}) as Partial<KafkaMessageMeta>;
+    this.visit(meta, (held, delivery, offset, position, item) => {
       const attempt = Array.isArray(attempts) ? attempts[item] : 1;
       if (held.failed || held.attempt !== attempt) return;
       held.failed = true;
-      failed.push(held);
+      const record: RecordOrigin = {
+        topic: topic!,
+        partition: partition!,
+        offset: String(offset),
+        key: keys?.[item] ?? null,
+        timestamp: String(timestamps?.[item] ?? ""),
+        headers: headers?.[item] ?? {},
+        generation: delivery.coreGeneration,
+        value: held.value,
+        ...(position < 0 ? {} : { index: position }),
+      };
+      failed.push({ held, record, delivery });
     });
     return failed;
   }
 
-  /** Whether `held` is still the current attempt of an event of a current delivery (not acknowledged, not re-delivered). */
-  isHeld(held: HeldEvent): boolean {
-    const { topic, partition, generation, offset, index } = held.record;
-    const delivery = this.deliveries.get(`${partition}:${topic}`);
-    if (!delivery || delivery.coreGeneration !== generation) return false;
-    const entry = delivery.pending.get(Number(offset));
-    return entry instanceof Map ? entry.get(index ?? -1) === held : entry === held;
+  /** Whether a failed event is still held as that attempt (not acknowledged, not sent again, partition not delivered afresh). */
+  isHeld({ held, delivery, record }: FailedEvent): boolean {
+    if (this.deliveries.get(`${record.partition}:${record.topic}`) !== delivery) return false;
+    const entry = delivery.pending.get(Number(record.offset));
+    return entry instanceof Map ? entry.get(record.index ?? -1) === held : entry === held;
   }
 
   /**
    * Calls `found` for each event named by `meta` that is held by this node's current delivery, with where it is held
-   * (the pending map, its offset, its position in a packed record or -1 for a record of its own) and its item in the message.
+   * (the delivery, its offset, its position in a packed record or -1 for a record of its own) and its item in the message.
    */
-  private visit(meta: unknown, found: (held: HeldEvent, pending: Map<number, PendingEntry>, offset: number, position: number, item: number) => void): void {
+  private visit(meta: unknown, found: (held: HeldEvent, delivery: PartitionDelivery, offset: number, position: number, item: number) => void): void {
     if (meta === null || typeof meta !== "object") return;
     const { consumer, generation, topic, partition, offsets, indexes } = meta as Partial<KafkaMessageMeta>;
     if (consumer !== this.consumerId || !Array.isArray(offsets)) return;
@@ -161,12 +184,12 @@ export class AckRegistry {
       const entry = pending.get(offset);
       if (entry === undefined) continue;
       if (!(entry instanceof Map)) {
-        found(entry, pending, offset, -1, item);
+        found(entry, delivery, offset, -1, item);
         continue;
       }
       const position = Array.isArray(indexes) ? indexes[item] : undefined;
       const held = position === undefined ? undefined : entry.get(position);
-      if (held !== undefined) found(held, pending, offset, position!, item);
+      if (held !== undefined) found(held, delivery, offset, position!, item);
     }
   }
 

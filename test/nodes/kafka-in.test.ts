@@ -7,7 +7,6 @@ import helper from "node-red-node-test-helper";
 import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
 import kafkaInNode from "../../nodes/kafka-in/kafka-in";
 import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
-import type { ConsumedRecord } from "../../src/core/kafka";
 import { AckRegistry, type HeldEvent } from "../../src/runtime/kafka-acks";
 import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
 
@@ -430,28 +429,15 @@ describe("iot-kafka-in node (real broker)", function () {
 });
 
 describe("kafka-in acknowledgement matching (AckRegistry)", () => {
-  /** A held event of iot.raw[0] (core generation 1 unless given) whose ack calls `ack`. */
-  function heldAt(offset: number, ack: () => void, options: { index?: number; attempt?: number; generation?: number } = {}): HeldEvent {
-    const record: ConsumedRecord = {
-      ok: true,
-      event: { eventId: `s1-${offset}`, sensorId: "s1", timestamp: T0 + offset, readings: { vibration: 1 } },
-      topic: "iot.raw",
-      partition: 0,
-      offset: String(offset),
-      key: "s1",
-      timestamp: String(T0),
-      headers: {},
-      generation: options.generation ?? 1,
-      value: null,
-      ...(options.index === undefined ? {} : { index: options.index }),
-    };
-    return { ack, record, attempt: options.attempt ?? 1, failed: false };
+  /** A held event whose ack calls `ack` (its record's value is not needed to match acknowledgements). */
+  function heldAt(ack: () => void, options: { attempt?: number } = {}): HeldEvent {
+    return { ack, value: null, attempt: options.attempt ?? 1, failed: false };
   }
 
   /** Held events that record which offsets were acknowledged. */
-  function tracked(offsets: number[], generation = 1) {
+  function tracked(offsets: number[]) {
     const acked: number[] = [];
-    return { acked, acks: offsets.map((offset) => heldAt(offset, () => acked.push(offset), { generation })) };
+    return { acked, acks: offsets.map((offset) => heldAt(() => acked.push(offset))) };
   }
 
   it("acknowledges the offsets of its own current delivery, once", () => {
@@ -484,7 +470,7 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     registry.hold(first, [0, 1], old.acks);
     const second = registry.deliveryFor("iot.raw", 0, 2); // the core re-delivers the partition from its last commit
     assert.notEqual(second.token, first.token);
-    const again = tracked([0, 1], 2);
+    const again = tracked([0, 1]);
     registry.hold(second, [0, 1], again.acks);
     assert.equal(registry.acknowledge({ consumer: "in-1", generation: first.token, topic: "iot.raw", partition: 0, offsets: [0, 1] }), 0);
     assert.deepEqual(again.acked, [], "the late acknowledgement of the old copies does not finish the new ones");
@@ -496,7 +482,7 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     const registry = new AckRegistry("in-1");
     const delivery = registry.deliveryFor("iot.raw", 0, 1);
     const acked: string[] = [];
-    const ack = (offset: number, index?: number) => heldAt(offset, () => acked.push(index === undefined ? `${offset}` : `${offset}#${index}`), { index });
+    const ack = (offset: number, index?: number) => heldAt(() => acked.push(index === undefined ? `${offset}` : `${offset}#${index}`));
     // Offset 7 is a packed record of three events, split over two messages; offset 8 is a record of one event.
     registry.hold(delivery, [7, 7], [ack(7, 0), ack(7, 1)], [0, 1]);
     registry.hold(delivery, [7, 8], [ack(7, 2), ack(8)], [2, -1]);
@@ -509,40 +495,56 @@ describe("kafka-in acknowledgement matching (AckRegistry)", () => {
     assert.equal(delivery.pending.size, 0, "nothing left once every event is back");
   });
 
-  it("reports a failure of the current attempt once; a retry replaces the event and a late report of the old attempt is ignored", () => {
+  it("reports a failure of the current attempt once, with its origin from msg.kafka; a retry replaces the event", () => {
     const registry = new AckRegistry("in-1");
     const delivery = registry.deliveryFor("iot.raw", 0, 1);
     const { acked, acks } = tracked([3, 4]);
     registry.hold(delivery, [3, 4], acks);
-    const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [3, 4] };
+    const meta = {
+      consumer: "in-1",
+      generation: delivery.token,
+      topic: "iot.raw",
+      partition: 0,
+      offsets: [3, 4],
+      keys: ["s1", "s2"],
+      timestamps: [T0, T0 + 1],
+      headers: [{ trace: "a" }, {}],
+    };
     const failed = registry.fail(meta);
-    assert.deepEqual(failed.map((held) => held.record.offset), ["3", "4"]);
+    assert.deepEqual(
+      failed.map(({ record }) => record),
+      [
+        { topic: "iot.raw", partition: 0, offset: "3", key: "s1", timestamp: String(T0), headers: { trace: "a" }, generation: 1, value: null },
+        { topic: "iot.raw", partition: 0, offset: "4", key: "s2", timestamp: String(T0 + 1), headers: {}, generation: 1, value: null },
+      ],
+    );
     assert.deepEqual(registry.fail(meta), [], "a second report of the same attempt (two Catch nodes) is ignored");
     assert.ok(registry.isHeld(failed[0]), "a failed event stays held until it is retried or dead-lettered");
     assert.equal(acked.length, 0);
 
-    const retry = heldAt(3, () => acked.push(33), { attempt: 2 });
+    const retry = heldAt(() => acked.push(33), { attempt: 2 });
     registry.hold(delivery, [3], [retry]);
     assert.equal(registry.isHeld(failed[0]), false, "the retry replaced the first attempt");
-    assert.deepEqual(registry.fail(meta).map((held) => held.record.offset), [], "the first attempt's report names nothing current");
-    assert.deepEqual(registry.fail({ ...meta, offsets: [3], attempts: [2] }), [retry]);
+    assert.deepEqual(registry.fail(meta), [], "the first attempt's report names nothing current");
+    const second = registry.fail({ ...meta, offsets: [3], attempts: [2] });
+    assert.deepEqual(second.map(({ held }) => held), [retry]);
     assert.equal(registry.acknowledge({ ...meta, offsets: [3, 4] }), 2, "a success of any attempt finishes the event");
     assert.deepEqual(acked, [33, 4]);
-    assert.equal(registry.isHeld(retry), false);
+    assert.equal(registry.isHeld(second[0]), false, "acknowledged: nothing left to retry");
   });
 
   it("reports failures of packed-record events by position, and only of this node's current delivery", () => {
     const registry = new AckRegistry("in-1");
     const delivery = registry.deliveryFor("iot.raw", 0, 1);
-    const first = heldAt(7, () => {}, { index: 0 });
-    const second = heldAt(7, () => {}, { index: 1 });
-    registry.hold(delivery, [7, 7], [first, second], [0, 1]);
+    const second = heldAt(() => {});
+    registry.hold(delivery, [7, 7], [heldAt(() => {}), second], [0, 1]);
     const meta = { consumer: "in-1", generation: delivery.token, topic: "iot.raw", partition: 0, offsets: [7], indexes: [1] };
     assert.deepEqual(registry.fail({ ...meta, consumer: "in-2" }), []);
     assert.deepEqual(registry.fail({ ...meta, generation: delivery.token + 1 }), []);
-    assert.deepEqual(registry.fail(meta), [second]);
+    const failed = registry.fail(meta);
+    assert.deepEqual(failed.map(({ held, record }) => [held, record.index]), [[second, 1]]);
     registry.deliveryFor("iot.raw", 0, 2); // a rebalance: the partition is delivered afresh
-    assert.equal(registry.isHeld(first), false, "an event of a replaced delivery is not retried: it comes again anyway");
+    assert.equal(registry.isHeld(failed[0]), false, "an event of a replaced delivery is not retried: it comes again anyway");
   });
 
   it("never reuses a token, not even in a node redeployed with the same id", () => {

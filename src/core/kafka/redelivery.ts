@@ -21,6 +21,9 @@ export interface RedeliveryOptions {
 
 export type CheckedRedeliveryOptions = Required<RedeliveryOptions>;
 
+/** Where a consumed event came from, with its record's value: what a retry or a dead-letter copy is made from. */
+export type RecordOrigin = Omit<ConsumedRecord, "ok" | "event" | "error">;
+
 /** What to do after attempt `failedAttempt` of an event failed. */
 export type RedeliveryStep = { action: "retry"; delayMs: number } | { action: "dead-letter" };
 
@@ -51,8 +54,8 @@ export function nextRedeliveryStep(options: CheckedRedeliveryOptions, failedAtte
  * The record decoded afresh from its Kafka value, for a redelivery: the first delivery's event object went through
  * the flow, and nodes add their results to it (event.detectors), so it is no longer what the topic holds.
  */
-export function decodeAgain(record: ConsumedRecord): ConsumedRecord {
-  const { topic, partition, offset, key, timestamp, headers, generation, index, value } = record;
+export function decodeAgain(origin: RecordOrigin): ConsumedRecord {
+  const { topic, partition, offset, key, timestamp, headers, generation, index, value } = origin;
   const results = messageToEvents(value, { topic, partition, offset }, key);
   const result = results[index ?? 0] ?? results[0];
   const base = { topic, partition, offset, key, timestamp, headers, generation, value, ...(index === undefined ? {} : { index }) };
@@ -60,7 +63,7 @@ export function decodeAgain(record: ConsumedRecord): ConsumedRecord {
 }
 
 /** The record's own text for a dead-letter copy: its value, or for an event of a packed record that event's JSON. */
-export function recordValueText(record: ConsumedRecord): string | null {
+export function recordValueText(record: RecordOrigin): string | null {
   if (record.index === undefined) return bufferText(record.value);
   const parsed = parseJsonPayload(record.value!);
   return Array.isArray(parsed) ? (JSON.stringify(parsed[record.index]) ?? null) : bufferText(record.value);
