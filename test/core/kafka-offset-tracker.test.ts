@@ -212,6 +212,23 @@ describe("core/kafka/offset-tracker", () => {
     assert.deepEqual(commitPoints(tracker), { 0: count });
   });
 
+  it("keeps its memory bounded behind a message that stays out: finished offsets after it are dropped, the commit point holds", () => {
+    const tracker = new OffsetTracker();
+    const stuck = tracker.track(T, 0, 0);
+    const late = tracker.track(T, 0, 1);
+    for (let offset = 2; offset <= 200_000; offset++) tracker.ack(tracker.track(T, 0, offset));
+    assert.ok(stuck.state.entries <= 2 * 1024 + 2, `${stuck.state.entries} entries kept for 2 messages out`);
+    assert.deepEqual(commitPoints(tracker), { 0: 0 }, "the commit point waits for offset 0");
+    assert.equal(tracker.ack(tracker.track(T, 0, 200_001)), true);
+    assert.equal(tracker.inFlight, 2);
+    assert.equal(tracker.ack(stuck), true);
+    assert.deepEqual(commitPoints(tracker), { 0: 1 }, "then for offset 1, also kept");
+    assert.equal(tracker.ack(late), true);
+    assert.equal(tracker.ack(late), false, "a repeated ack is still recognised");
+    assert.deepEqual(commitPoints(tracker), { 0: 200_002 });
+    assert.equal(tracker.inFlight, 0);
+  });
+
   it("reports a partition whose commit point stands still with events in flight, once per stall", () => {
     const tracker = new OffsetTracker();
     const held = tracker.track(T, 0, 10); // never acked: a node failed it

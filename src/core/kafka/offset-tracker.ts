@@ -117,12 +117,35 @@ export class PartitionState {
       this.offsets.length = 0;
       this.done.length = 0;
       this.head = 0;
-    } else if (head > 1024 && head * 2 > done.length) {
+      return true;
+    }
+    // Finished entries behind the first unfinished one are only kept to be skipped over later. Behind a message that
+    // stays out for long (a retry, a sink waiting for its disk) they would pile up with every later message: drop them
+    // once they outnumber the unfinished ones. Each compaction follows at least 1024 acks, so it costs O(1) per ack.
+    const live = done.length - head;
+    const finishedBehind = live - this.unfinished;
+    if (finishedBehind > 1024 && finishedBehind * 2 > live) this.compact();
+    else if (head > 1024 && head * 2 > done.length) {
       this.offsets = this.offsets.slice(head);
       this.done = this.done.slice(head);
       this.head = 0;
     }
     return true;
+  }
+
+  /** Keeps only the unfinished offsets (still ascending): the commit point and later lookups are unchanged. */
+  private compact(): void {
+    const { offsets, done } = this;
+    const kept: number[] = [];
+    for (let index = this.head; index < offsets.length; index++) if (!done[index]) kept.push(offsets[index]);
+    this.offsets = kept;
+    this.done = new Array<boolean>(kept.length).fill(false);
+    this.head = 0;
+  }
+
+  /** @internal Entries kept (unfinished ones and finished ones not yet dropped), for tests of the memory bound. */
+  get entries(): number {
+    return this.offsets.length - this.head;
   }
 
   /** The batch ended at `nextOffset` without more messages for us (e.g. transaction markers): nothing to wait for there. */
