@@ -4,6 +4,7 @@
 import { isAbsolute, resolve } from "node:path";
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { DEFAULT_MAX_PENDING_ROWS, SqliteEventWriter, type WriteResult } from "../../src/core/sqlite-writer";
+import { isFullCode } from "../../src/core/sqlite-worker";
 import { readEventMessage, reportInvalidInput, withEvents } from "../../src/runtime/event-message";
 import { NodeMetrics, recordSqliteCommit, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, idle, running, shorten, warming } from "../../src/runtime/status";
@@ -52,7 +53,7 @@ export = function register(RED: NodeAPI) {
     let closing = false;
     let statusTimer: NodeJS.Timeout | undefined;
     let lastStatusAt = 0;
-    /** Attempts of the batch now waiting for another program's lock (0: not locked out). */
+    /** Attempts of the batch now waiting for another program's lock or for disk space (0: not waiting). */
     let lockedAttempts = 0;
     const table = config.table || "events";
 
@@ -72,15 +73,16 @@ export = function register(RED: NodeAPI) {
             lockedAttempts = 0;
           }
         },
-        // Another program holds the write lock: the batch waits and is tried again, nothing is failed. Say so once
-        // in the log, and on the status while it lasts.
+        // Another program holds the write lock, or the disk is full: the batch waits and is tried again, nothing is
+        // failed. Say so once in the log, and on the status while it lasts.
         onRetry: (error, attempt, delayMs) => {
           if (closing) return;
-          if (lockedAttempts === 0) node.warn(RED._("iot-sqlite-sink.errors.locked", { error: error.cause instanceof Error ? error.cause.message : error.message }));
+          const reason = isFullCode(error.code) ? "full" : "locked";
+          if (lockedAttempts === 0) node.warn(RED._(`iot-sqlite-sink.errors.${reason}`, { error: error.cause instanceof Error ? error.cause.message : error.message }));
           lockedAttempts = attempt;
           cancelCounts();
           const waiting = writer === null ? 0 : writer.stats.pending;
-          node.status(warming(RED._("iot-sqlite-sink.status.locked", { seconds: (delayMs / 1000).toFixed(1), waiting: compactCount(waiting) })));
+          node.status(warming(RED._(`iot-sqlite-sink.status.${reason}`, { seconds: (delayMs / 1000).toFixed(1), waiting: compactCount(waiting) })));
         },
         onRetention: (error, deleted) => {
           if (error) node.warn(error.message);

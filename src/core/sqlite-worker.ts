@@ -31,7 +31,7 @@ export type ToWorker =
 export type FromWorker =
   /** `inserted[i]` is 1 when row i was added, 0 for a duplicate; `anomalies` counts added rows with anomaly = 1. */
   | { type: "committed"; id: number; inserted: Uint8Array; anomalies: number; commitSeconds: number }
-  /** The batch found the database locked for longer than busy_timeout; it is tried again in `delayMs`. */
+  /** The batch found the database locked for longer than busy_timeout, or the disk full; it is tried again in `delayMs`. */
   | { type: "retrying"; id: number; error: WorkerError; attempt: number; delayMs: number }
   | { type: "failed"; id: number; error: WorkerError }
   | { type: "retention"; id: number; deleted: number; error?: WorkerError }
@@ -45,7 +45,13 @@ const toWorkerError = (error: unknown): WorkerError => {
 /** Another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED and their extended codes): waiting may help. */
 export const isLockCode = (code: string | undefined): boolean => /^SQLITE_(BUSY|LOCKED)/.test(code ?? "");
 
-/** Pause before the next attempt of a batch that found the database locked: 0.5 s, doubling, at most 5 s. */
+/** The disk (or a quota) holding the database is full: waiting helps once space is freed (log rotation, a clean-up). */
+export const isFullCode = (code: string | undefined): boolean => code === "SQLITE_FULL";
+
+/** A failure the SQLite thread waits out, trying the batch again, rather than failing its events. */
+export const isWaitableCode = (code: string | undefined): boolean => isLockCode(code) || isFullCode(code);
+
+/** Pause before the next attempt of a batch that found the database locked or the disk full: 0.5 s, doubling, at most 5 s. */
 export const retryDelayMs = (attempt: number): number => Math.min(5000, 500 * 2 ** Math.max(0, attempt - 1));
 
 function run(config: WorkerConfig): void {
@@ -70,9 +76,10 @@ function run(config: WorkerConfig): void {
   );
 
   // Messages are handled in order from this queue. A batch that finds the database locked for longer than
-  // busy_timeout (another program holds a write transaction) stays at its head and is tried again after a pause, so
-  // a lock costs time, not events; what arrives meanwhile waits behind it, bounded by the writer's maxPendingRows.
-  // Once close is queued, a locked batch fails instead: a redeploy must not wait for a lock that may never go.
+  // busy_timeout (another program holds a write transaction), or the disk full, stays at its head and is tried again
+  // after a pause, so a lock or a full disk costs time, not events; what arrives meanwhile waits behind it, bounded by
+  // the writer's maxPendingRows. (SQLite rolls the failed transaction back, so each attempt starts clean.) Once close
+  // is queued, such a batch fails instead: a redeploy must not wait for a lock or for space that may never come.
   const queue: ToWorker[] = [];
   let retryTimer: NodeJS.Timeout | null = null;
   let attempts = 0;
@@ -104,7 +111,7 @@ function run(config: WorkerConfig): void {
     }
   };
 
-  /** Commits one batch; false when it found the database locked and will be tried again. */
+  /** Commits one batch; false when it found the database locked or the disk full and will be tried again. */
   const storeBatch = (message: Extract<ToWorker, { type: "batch" }>): boolean => {
     const inserted = new Uint8Array(message.batch.rows);
     let reply: FromWorker;
@@ -116,7 +123,7 @@ function run(config: WorkerConfig): void {
       reply = { type: "committed", id: message.id, inserted, anomalies, commitSeconds: (performance.now() - started) / 1000 };
     } catch (caught) {
       const error = toWorkerError(caught);
-      if (isLockCode(error.code) && !closeQueued) {
+      if (isWaitableCode(error.code) && !closeQueued) {
         attempts++;
         const delayMs = retryDelayMs(attempts);
         port.postMessage({ type: "retrying", id: message.id, error, attempt: attempts, delayMs } satisfies FromWorker);

@@ -8,7 +8,7 @@ import type { SensorEvent } from "./event";
 import { BatchEncoder } from "./sqlite-batch";
 import { openEventDatabase } from "./sqlite-database";
 import { checkTableName } from "./sqlite-schema";
-import { isLockCode, WORKER_ROLE, type FromWorker, type ToWorker, type WorkerConfig, type WorkerError } from "./sqlite-worker";
+import { isWaitableCode, WORKER_ROLE, type FromWorker, type ToWorker, type WorkerConfig, type WorkerError } from "./sqlite-worker";
 
 export { EVENT_COLUMNS, EVENT_COLUMN_NAMES, DETAILS_COLUMN, anomaliesViewName, checkTableName } from "./sqlite-schema";
 
@@ -26,8 +26,9 @@ export interface SqliteWriterOptions {
   /**
    * How long one commit attempt waits for another connection's write lock. A batch that still finds the database
    * locked is tried again after a pause (0.5 s, doubling, at most 5 s) until it commits, with onRetry told each time:
-   * a lock delays writes instead of losing them. Only once close() has been called does a locked batch fail
-   * (SqliteWriteError, code SQLITE_BUSY), so a redeploy never waits on a lock that may never go.
+   * a lock delays writes instead of losing them. A full disk (SQLITE_FULL) is waited out the same way, until space
+   * is freed. Only once close() has been called does such a batch fail (SqliteWriteError, code SQLITE_BUSY or
+   * SQLITE_FULL), so a redeploy never waits on a lock or for space that may never come.
    */
   busyTimeoutMs?: number;
   /**
@@ -48,7 +49,7 @@ export interface SqliteWriterOptions {
   onWorkerExit?: (error: Error, restarted: boolean) => void;
   /** Told of every committed batch: its rows and how long its transaction took in the SQLite thread. */
   onCommit?: (rows: number, commitSeconds: number) => void;
-  /** Told when a batch found the database locked and will be tried again in `delayMs` (attempt 1, 2, ...). */
+  /** Told when a batch found the database locked or the disk full (error.code says which) and will be tried again in `delayMs` (attempt 1, 2, ...). */
   onRetry?: (error: SqliteWriteError, attempt: number, delayMs: number) => void;
   /** Clock in ms, replaceable for tests of retention. */
   now?: () => number;
@@ -81,7 +82,7 @@ export interface SqliteWriterStats {
 
 /**
  * A commit that failed: every write of the batch receives it. `retriable` when writing the same events again may
- * succeed (the database was busy, or the writer thread died before confirming). `unconfirmed` when the outcome is
+ * succeed (the database was busy or the disk full, or the writer thread died before confirming). `unconfirmed` when the outcome is
  * unknown: the thread died during the commit, so the rows may or may not be stored; writing them again is safe
  * because replays are ignored.
  */
@@ -102,8 +103,8 @@ export class SqliteWriteError extends Error {
     this.name = "SqliteWriteError";
     this.code = cause.code;
     this.unconfirmed = unconfirmed;
-    // A lock is what the SQLite thread waits out (isLockCode), so the same test says "retriable" here.
-    this.retriable = unconfirmed || isLockCode(cause.code) || cause.code === BACKLOG_FULL;
+    // A lock or a full disk is what the SQLite thread waits out (isWaitableCode), so the same test says "retriable" here.
+    this.retriable = unconfirmed || isWaitableCode(cause.code) || cause.code === BACKLOG_FULL;
     this.path = path;
     this.rows = rows;
   }

@@ -6,6 +6,7 @@ import Database from "better-sqlite3";
 import type { SensorEvent } from "../../src/core/event";
 import { BatchDecoder, BatchEncoder } from "../../src/core/sqlite-batch";
 import { eventRow, type RowValue } from "../../src/core/sqlite-schema";
+import { smallDiskForTest } from "../support/small-disk";
 import { BACKLOG_FULL, EVENT_COLUMN_NAMES, SqliteEventWriter, isSqliteWriteError, type SqliteWriterOptions, type WriteResult } from "../../src/core/sqlite-writer";
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -315,6 +316,34 @@ describe("core/sqlite-writer", () => {
     assert.equal(sink.stats.failedBatches, 0);
     assert.deepEqual(await write(sink, events(5, 5)), { inserted: 5, duplicates: 0 });
     assert.equal(count(other), 10);
+  });
+
+  it("waits out a full disk (a real, filled tmpfs): the batch is tried again and stored once space is freed", async function () {
+    this.timeout(20_000);
+    const disk = smallDiskForTest(this, 2048);
+    try {
+      path = join(disk.dir, "anomalies.db");
+      const retries: Array<[number, string | undefined]> = [];
+      const sink = writer({ batchSize: 5000, flushIntervalMs: 10, onRetry: (error, attempt) => retries.push([attempt, error.code]) });
+      assert.deepEqual(await write(sink, events(5)), { inserted: 5, duplicates: 0 });
+      disk.fill();
+      let settled = false;
+      // About 400 KB of rows: more than the write-ahead log holds already, so SQLite needs blocks the disk lacks.
+      const outcome = write(sink, events(2000, 5)).finally(() => (settled = true));
+      outcome.catch(() => {}); // awaited below; a failure must not also surface as an unhandled rejection
+      while (retries.length < 2 && !settled) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(retries.slice(0, 2), [[1, "SQLITE_FULL"], [2, "SQLITE_FULL"]]);
+      assert.equal(settled, false, "nothing is failed while the disk is full");
+      disk.free();
+      assert.deepEqual(await outcome, { inserted: 2000, duplicates: 0 });
+      assert.equal(sink.stats.failedBatches, 0);
+      await sink.close();
+      assert.equal(count(reader()), 2005, "every row stored once");
+    } finally {
+      for (const db of connections.splice(0)) db.close();
+      await Promise.allSettled(writers.splice(0).map((item) => item.close()));
+      disk.unmount();
+    }
   });
 
   it("fails a batch still locked out when close() is called, so a redeploy does not wait for the lock", async () => {

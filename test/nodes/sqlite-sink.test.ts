@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import type { Node, NodeMessage, NodeStatus } from "node-red";
 import helper from "node-red-node-test-helper";
 import sqliteSinkNode from "../../nodes/sqlite-sink/sqlite-sink";
+import { smallDiskForTest } from "../support/small-disk";
 
 helper.init(require.resolve("node-red"));
 
@@ -274,6 +275,34 @@ describe("iot-sqlite-sink node", () => {
     await green;
     assert.equal(failed, false, "nothing went to Catch");
     assert.equal(rowCount(), 3);
+  });
+
+  it("waits out a full disk (a real, filled tmpfs) with a yellow status, then stores the message instead of failing it", async function () {
+    this.timeout(20_000);
+    const disk = smallDiskForTest(this, 2048);
+    try {
+      path = join(disk.dir, "anomalies.db");
+      const { sink, output, caught } = await start();
+      sink.receive({ payload: event(0) });
+      await output();
+      const warnings: string[] = [];
+      (sink as unknown as EventEmitter).on("call:warn", (call: { args: [string] }) => warnings.push(String(call.args[0])));
+      disk.fill();
+      const full = nextStatus(sink, (status) => status.fill === "yellow");
+      let failed = false;
+      void caught().then(() => (failed = true));
+      // About 400 KB of rows: more than the write-ahead log already holds, so SQLite needs blocks the disk lacks.
+      sink.receive({ payload: Array.from({ length: 2000 }, (_, i) => event(i + 1)) });
+      assert.match(String((await full).text), /disk full|status\.full/, "the status says why the sink waits");
+      assert.equal(warnings.length, 1, warnings.join(" | "));
+      disk.free();
+      assert.deepEqual((await output()).stored, { inserted: 2000, duplicates: 0 });
+      assert.equal(failed, false, "nothing went to Catch");
+      assert.equal(rowCount(), 2001);
+    } finally {
+      await helper.unload();
+      disk.unmount();
+    }
   });
 
   it("uses the default queue bound for a flow saved before the setting existed", async () => {
