@@ -230,7 +230,7 @@ export = function register(RED: NodeAPI) {
             }
           : { topic: current.topic, partition: current.partition, payload: current.events, kafka: kafkaMeta };
       if (ackMode === "input") acks.hold(current.delivery, current.offsets, current.held, current.packed ? current.indexes : undefined);
-      received += current.events.length;
+      if (!current.retried) received += current.events.length; // "N in" counts events read, not retries
       metrics.sent(current.events.length);
       node.send([msg, null]);
       if (ackMode === "send") for (const held of current.held) held.ack();
