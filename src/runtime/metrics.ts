@@ -1,5 +1,7 @@
 // Prometheus metrics of the package: one registry per process, shared by every node, served by Node-RED's HTTP
 // server at /metrics (IOT_ANOMALY_METRICS=false turns the endpoint off; IOT_ANOMALY_METRICS_PATH moves it).
+// Per-sensor series are capped (IOT_ANOMALY_METRICS_MAX_SENSORS, 1000 by default): a plant with 10,000 sensors would
+// otherwise put 90,000 series into Prometheus; sensors past the cap are summed under sensor_id="_other".
 // Its own registry, not prom-client's global one, so another package that also uses prom-client cannot collide
 // with these names or register the default process metrics twice.
 import type { Node, NodeAPI } from "node-red";
@@ -30,6 +32,23 @@ interface PackageMetrics {
   /** Nodes whose event and error counts wait in plain fields until the next scrape (same reason). */
   liveNodes: Map<string, NodeMetrics>;
   servedBy: WeakSet<object>;
+  /** Sensors with series of their own: the first ones a scrape found, up to the cap. */
+  sensorSeries: Set<string>;
+  /** Whether the log has said that the cap was reached (once per process). */
+  capReported: boolean;
+  /** Node-RED's log, once serveMetrics has been called. */
+  warn: (text: string) => void;
+}
+
+/** The sensor_id of the series that sums the sensors past the cap. */
+export const OTHER_SENSORS = "_other";
+export const DEFAULT_MAX_SENSOR_SERIES = 1000;
+
+/** The cap on sensors with series of their own (IOT_ANOMALY_METRICS_MAX_SENSORS; 0: no cap). Read at each scrape. */
+function maxSensorSeries(): number {
+  const raw = (process.env.IOT_ANOMALY_METRICS_MAX_SENSORS ?? "").trim();
+  const value = Number(raw);
+  return raw !== "" && Number.isInteger(value) && value >= 0 ? value : DEFAULT_MAX_SENSOR_SERIES;
 }
 
 // On globalThis so that two copies of this module (a test loading the sources beside the built package) still
@@ -55,16 +74,47 @@ function createMetrics(): PackageMetrics {
     "Events a detector scored, flagged or not (warm-up excluded), by sensor and detector: anomalies_total / checked_total is the share flagged.",
   );
   const moveDetectionCounts = () => {
+    const label = sensorLabeller();
     for (const detector of DETECTORS) {
       const flagged = newAnomalies[detector];
+      let otherChecked = 0;
+      let otherFlagged = 0;
       for (const [sensorId, count] of newChecked[detector]) {
-        const labels = { sensor_id: sensorId, detector };
+        const sensor = label(sensorId);
+        if (sensor === OTHER_SENSORS) {
+          otherChecked += count;
+          otherFlagged += flagged.get(sensorId) ?? 0;
+          continue;
+        }
+        const labels = { sensor_id: sensor, detector };
         checked.inc(labels, count);
         anomalies.inc(labels, flagged.get(sensorId) ?? 0);
+      }
+      if (otherChecked > 0) {
+        checked.inc({ sensor_id: OTHER_SENSORS, detector }, otherChecked);
+        anomalies.inc({ sensor_id: OTHER_SENSORS, detector }, otherFlagged);
       }
       newChecked[detector].clear();
       flagged.clear();
     }
+  };
+  const sensorSeries = new Set<string>();
+  /** Labels sensors for one scrape: a sensor keeps the series it has; a new one gets its own while the cap allows. */
+  const sensorLabeller = () => {
+    const cap = maxSensorSeries();
+    return (sensorId: string): string => {
+      if (sensorSeries.has(sensorId)) return sensorId;
+      if (cap === 0 || sensorSeries.size < cap) {
+        sensorSeries.add(sensorId);
+        return sensorId;
+      }
+      const all = metrics();
+      if (!all.capReported) {
+        all.capReported = true;
+        all.warn(`[iot-anomaly] more than ${cap} sensors: /metrics sums the others under sensor_id="${OTHER_SENSORS}" (IOT_ANOMALY_METRICS_MAX_SENSORS raises the cap, 0 removes it)`);
+      }
+      return OTHER_SENSORS;
+    };
   };
   const nodeLabels = ["node_type", "node_id", "node_name"] as const;
   const nodeCounter = (name: string, help: string, take: (node: NodeMetrics) => number) =>
@@ -101,7 +151,17 @@ function createMetrics(): PackageMetrics {
       labelNames: ["sensor_id", "detector"],
       registers: [registry],
       collect() {
-        for (const detector of DETECTORS) for (const [sensorId, score] of latestScores[detector]) this.set({ sensor_id: sensorId, detector }, score);
+        const label = sensorLabeller();
+        for (const detector of DETECTORS) {
+          // Past the cap, the highest latest score of the other sensors: the worst of them, which is what alerts need.
+          let other: number | null = null;
+          for (const [sensorId, score] of latestScores[detector]) {
+            const sensor = label(sensorId);
+            if (sensor !== OTHER_SENSORS) this.set({ sensor_id: sensor, detector }, score);
+            else if (other === null || score > other) other = score;
+          }
+          if (other !== null) this.set({ sensor_id: OTHER_SENSORS, detector }, other);
+        }
       },
     }),
     kafkaLag: new Gauge({ name: "iot_anomaly_kafka_consumer_lag", help: "Messages between a kafka-in node's position and the partition's high watermark.", labelNames: ["group", "topic", "partition"], registers: [registry] }),
@@ -117,6 +177,9 @@ function createMetrics(): PackageMetrics {
     newChecked,
     liveNodes,
     servedBy: new WeakSet(),
+    sensorSeries,
+    capReported: false,
+    warn: () => {},
   };
 }
 
@@ -266,6 +329,7 @@ export function serveMetrics(RED: NodeAPI): void {
   const all = metrics();
   if (all.servedBy.has(app)) return;
   all.servedBy.add(app);
+  all.warn = (text) => RED.log.warn(text);
   const path = process.env.IOT_ANOMALY_METRICS_PATH || "/metrics";
   app.get(path, (_request: unknown, response: { set(name: string, value: string): void; send(body: string): void; status(code: number): { send(body: string): void } }) => {
     all.registry.metrics().then(

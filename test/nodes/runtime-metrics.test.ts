@@ -33,6 +33,26 @@ describe("runtime/metrics", () => {
     assert.match(again, /^iot_anomaly_checked_total\{sensor_id="m-1",detector="isolation_forest"\} 3$/m);
   });
 
+  it("gives the first IOT_ANOMALY_METRICS_MAX_SENSORS sensors series of their own and sums the rest under _other", async () => {
+    recordDetections([scored("cap-first", 0.5, false)], "isolation_forest");
+    // Every sensor recorded so far (here and by earlier tests) gets its series under the default cap of 1000.
+    assert.match(await metricsText(), /^iot_anomaly_checked_total\{sensor_id="cap-first",detector="isolation_forest"\} 1$/m);
+    process.env.IOT_ANOMALY_METRICS_MAX_SENSORS = "1"; // already reached: every new sensor is one too many
+    try {
+      recordDetections([scored("cap-a", 0.3, true), scored("cap-b", 0.9, false), scored("cap-b", 0.2, true), scored("cap-first", 0.6, true)], "isolation_forest");
+      const text = await metricsText();
+      assert.doesNotMatch(text, /sensor_id="cap-(a|b)"/, "no series of their own past the cap");
+      assert.match(text, /^iot_anomaly_checked_total\{sensor_id="_other",detector="isolation_forest"\} 3$/m);
+      assert.match(text, /^iot_anomaly_anomalies_total\{sensor_id="_other",detector="isolation_forest"\} 2$/m);
+      // The highest latest score of the others (cap-a 0.3, cap-b 0.2 after its 0.9).
+      assert.match(text, /^iot_anomaly_score\{sensor_id="_other",detector="isolation_forest"\} 0\.3$/m);
+      assert.match(text, /^iot_anomaly_anomalies_total\{sensor_id="cap-first",detector="isolation_forest"\} 1$/m, "a sensor keeps the series it has");
+      assert.match(text, /^iot_anomaly_checked_total\{sensor_id="cap-first",detector="isolation_forest"\} 2$/m);
+    } finally {
+      delete process.env.IOT_ANOMALY_METRICS_MAX_SENSORS;
+    }
+  });
+
   it("counts a node's events and errors, times its messages, and drops its series when it is deleted", async () => {
     const metrics = new NodeMetrics({ id: "n-metrics-1", name: "press line" }, "iot-test-node");
     metrics.received(10);
