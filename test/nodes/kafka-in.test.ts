@@ -386,6 +386,28 @@ describe("iot-kafka-in node (real broker)", function () {
     assert.deepEqual(seen.filter((msg) => offsetsOf(msg).includes(1)).map(attemptsOf), [[1, 1, 1], [2]]);
   });
 
+  it("retries one event of a packed record by its position, and commits the record once all of its events are back", async () => {
+    const topic = await createTopic("in-retry-packed", 1);
+    const groupId = uniqueName("in-retry-packed");
+    const events = [0, 1, 2].map((index) => JSON.parse(eventJson("pump-0", index)));
+    await produceRaw(topic, [{ key: null, value: JSON.stringify(events) }]);
+    // The event at position 1 fails once; the message holding it is the record's first batch of three.
+    const { seen, stored } = await startWithFailingSink({ topics: topic, groupId, batchSize: 3 }, (msg) =>
+      (msg.kafka.indexes as number[]).includes(1) && attemptsOf(msg).every((attempt) => attempt === 1) ? "busy" : null,
+    );
+    await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 1, "the packed record committed");
+    const retried = seen.filter((msg) => msg.kafka.attempts !== undefined);
+    assert.equal(retried.length, 3, "each event of the failed message is sent again on its own");
+    assert.deepEqual(retried.map((msg) => [msg.kafka.offsets, msg.kafka.indexes, msg.kafka.attempts]).sort(), [
+      [[0], [0], [2]],
+      [[0], [1], [2]],
+      [[0], [2], [2]],
+    ]);
+    // Batch size 3: a payload is an array, here of the one event, which validation gave its eventId.
+    assert.deepEqual(retried.find((msg) => msg.kafka.indexes[0] === 1)!.payload, [{ eventId: `pump-0:${T0 + 1000}`, ...events[1] }], "decoded afresh from its place in the record");
+    assert.equal(stored.queued, 3);
+  });
+
   it("never gives an event up without a dead-letter topic: it is tried again and its partition's commit point waits", async () => {
     const topic = await createTopic("in-hold", 1);
     const groupId = uniqueName("in-hold");
