@@ -26,7 +26,7 @@ import {
 import { AckRegistry, type FailedEvent, type HeldEvent, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/throttled-status";
-import { NodeMetrics, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
+import { NodeMetrics, recordKafkaFailures, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
 type AckMode = "input" | "send";
@@ -391,6 +391,7 @@ export = function register(RED: NodeAPI) {
         else retries.set(step.delayMs, [failed]);
       }
       const { topic, partition } = events[0].record;
+      recordKafkaFailures(groupId, topic, events.length - deadLettered, deadLettered);
       for (const [delayMs, group] of retries) {
         waiting += group.length;
         later(delayMs, () => retry(group));

@@ -21,6 +21,8 @@ interface PackageMetrics {
   checked: Counter<"sensor_id" | "detector">;
   score: Gauge<"sensor_id" | "detector">;
   kafkaLag: Gauge<"group" | "topic" | "partition">;
+  kafkaRetries: Counter<"group" | "topic">;
+  kafkaGivenUp: Counter<"group" | "topic">;
   sqliteCommit: Histogram<"table">;
   /**
    * Per-sensor figures are kept in plain maps and handed to prom-client only when scraped: prom-client hashes the
@@ -165,6 +167,18 @@ function createMetrics(): PackageMetrics {
       },
     }),
     kafkaLag: new Gauge({ name: "iot_anomaly_kafka_consumer_lag", help: "Messages between a kafka-in node's position and the partition's high watermark.", labelNames: ["group", "topic", "partition"], registers: [registry] }),
+    kafkaRetries: new Counter({
+      name: "iot_anomaly_kafka_retries_total",
+      help: "Events kafka-in sent again because a Catch node reported them failed.",
+      labelNames: ["group", "topic"],
+      registers: [registry],
+    }),
+    kafkaGivenUp: new Counter({
+      name: "iot_anomaly_kafka_dead_lettered_total",
+      help: "Events kafka-in wrote to its dead-letter topic after they failed maxAttempts times.",
+      labelNames: ["group", "topic"],
+      registers: [registry],
+    }),
     sqliteCommit: new Histogram({
       name: "iot_anomaly_sqlite_commit_seconds",
       help: "Duration of one sqlite-sink batch transaction.",
@@ -302,6 +316,13 @@ export function recordDetections(events: readonly SensorEvent[], detector: Detec
 
 export function recordKafkaLag(group: string, topic: string, partition: number, lag: number): void {
   metrics().kafkaLag.set({ group, topic, partition: String(partition) }, Math.max(0, lag));
+}
+
+/** Failed events of a topic that kafka-in scheduled to send again (`retried`) or gave up to the dead-letter topic. Rare: counted at once. */
+export function recordKafkaFailures(group: string, topic: string, retried: number, deadLettered: number): void {
+  const all = metrics();
+  if (retried > 0) all.kafkaRetries.inc({ group, topic }, retried);
+  if (deadLettered > 0) all.kafkaGivenUp.inc({ group, topic }, deadLettered);
 }
 
 /** A partition this node no longer reads (revoked, or the node closed): its lag is someone else's to report. */

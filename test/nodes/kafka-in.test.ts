@@ -8,6 +8,7 @@ import kafkaBrokerNode from "../../nodes/kafka-broker/kafka-broker";
 import kafkaInNode from "../../nodes/kafka-in/kafka-in";
 import kafkaOutNode from "../../nodes/kafka-out/kafka-out";
 import { AckRegistry, type HeldEvent } from "../../src/runtime/kafka-acks";
+import { metricsText } from "../../src/runtime/metrics";
 import { committedOffsets, createTopic, endOffsets, kafkaBrokers, produceRaw, uniqueName } from "../support/kafka-broker";
 
 import type { EventEmitter } from "node:events";
@@ -360,6 +361,7 @@ describe("iot-kafka-in node (real broker)", function () {
     // One warning per kind of failure (repeats are rate-limited); the test runtime shows the message key, not its text.
     assert.ok(warnings.length >= 1 && warnings.every((text) => /retrying/.test(text)), warnings.join("\n"));
     await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 10, "all 10 offsets committed");
+    assert.match(await metricsText(), new RegExp(`^iot_anomaly_kafka_retries_total\\{group="${groupId}",topic="${topic}"\\} 2$`, "m"));
   });
 
   it("after maxAttempts writes only the failing event of a batch to the dead letters and output 2, and commits past it", async () => {
@@ -384,6 +386,9 @@ describe("iot-kafka-in node (real broker)", function () {
     const storedOffsets = (await stored.take(stored.queued, "the good events")).flatMap(offsetsOf).sort((a, b) => a - b);
     assert.deepEqual(storedOffsets, [0, 2, 3, 4], "the batch-mates of the failing event are stored, not dead-lettered");
     assert.deepEqual(seen.filter((msg) => offsetsOf(msg).includes(1)).map(attemptsOf), [[1, 1, 1], [2]]);
+    const metrics = await metricsText();
+    assert.match(metrics, new RegExp(`^iot_anomaly_kafka_retries_total\\{group="${groupId}",topic="${topic}"\\} 3$`, "m"), "the batch of three sent again");
+    assert.match(metrics, new RegExp(`^iot_anomaly_kafka_dead_lettered_total\\{group="${groupId}",topic="${topic}"\\} 1$`, "m"));
   });
 
   it("retries one event of a packed record by its position, and commits the record once all of its events are back", async () => {
