@@ -11,6 +11,7 @@ import {
   checkConsumerOptions,
   checkRedeliveryOptions,
   checkTopicName,
+  deadLetterHeaders,
   decodeAgain,
   DEFAULT_MAX_ATTEMPTS,
   KafkaConfigError,
@@ -277,42 +278,29 @@ export = function register(RED: NodeAPI) {
       deadLetterSends.add(sent);
     }
 
+    function queueDeadLetter(item: (typeof deadLetters)[number]): void {
+      deadLetters.push(item);
+      if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
+    }
+
+    /** Output 2: a value that is not an event, or an event given up; `details` says which (field, or attempts). */
+    function sendRejected(record: RecordOrigin, raw: string | null, error: string, details: Record<string, unknown>): void {
+      const { topic, partition, offset, index, key } = record;
+      const payload = { raw, error, ...details, topic, partition, offset: Number(offset), ...(index === undefined ? {} : { index }), key };
+      node.send([null, { topic, partition, payload }]);
+    }
+
     function handleInvalid(record: ConsumedRecord, ack: () => void): void {
       const error = record.error!;
       invalidCount++;
       metrics.failed();
-      node.send([
-        null,
-        {
-          topic: record.topic,
-          partition: record.partition,
-          payload: {
-            raw: error.rawValue,
-            error: error.message,
-            field: error.field,
-            topic: record.topic,
-            partition: record.partition,
-            offset: Number(record.offset),
-            ...(record.index === undefined ? {} : { index: record.index }),
-            key: record.key,
-          },
-        },
-      ]);
+      sendRejected(record, error.rawValue, error.message, { field: error.field });
       if (deadLetterTopic === "" || !kafka) {
         ack();
       } else {
-        const headers: Record<string, string> = {
-          ...record.headers,
-          "x-error": error.message,
-          "x-error-field": error.field,
-          "x-source-topic": record.topic,
-          "x-source-partition": String(record.partition),
-          "x-source-offset": record.offset,
-        };
-        if (record.index !== undefined) headers["x-source-index"] = String(record.index);
+        const headers = deadLetterHeaders(record, { "x-error": error.message, "x-error-field": error.field });
         if (error.rawValue === null) headers["x-value-null"] = "true";
-        deadLetters.push({ message: { key: record.key, value: error.rawValue ?? "", headers }, ack });
-        if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
+        queueDeadLetter({ message: { key: record.key, value: error.rawValue ?? "", headers }, ack });
       }
       status.soon(countsStatus);
     }
@@ -339,37 +327,15 @@ export = function register(RED: NodeAPI) {
     /** An event that failed `maxAttempts` times: a copy on output 2, and the dead-letter topic; acked once the topic has it. */
     function giveUp(failed: FailedEvent, reason: string): void {
       const { record, held } = failed;
+      const raw = recordValueText(record);
       metrics.failed();
-      node.send([null, { topic: record.topic, partition: record.partition, payload: failurePayload(record, reason, held.attempt) }]);
-      const headers: Record<string, string> = {
-        ...record.headers,
-        "x-error": reason,
-        "x-attempts": String(held.attempt),
-        "x-source-topic": record.topic,
-        "x-source-partition": String(record.partition),
-        "x-source-offset": record.offset,
-      };
-      if (record.index !== undefined) headers["x-source-index"] = String(record.index);
-      writeDeadLetter(failed, { key: record.key, value: recordValueText(record) ?? "", headers });
+      sendRejected(record, raw, reason, { attempts: held.attempt });
+      const headers = deadLetterHeaders(record, { "x-error": reason, "x-attempts": String(held.attempt) });
+      writeDeadLetter(failed, { key: record.key, value: raw ?? "", headers });
     }
 
     function writeDeadLetter(failed: FailedEvent, message: OutgoingMessage): void {
-      if (!acks.isHeld(failed)) return;
-      deadLetters.push({ message, ack: failed.held.ack, failed });
-      if (deadLetterHandle === undefined) deadLetterHandle = setImmediate(flushDeadLetters);
-    }
-
-    function failurePayload(record: RecordOrigin, reason: string, attempts: number) {
-      return {
-        raw: recordValueText(record),
-        error: reason,
-        attempts,
-        topic: record.topic,
-        partition: record.partition,
-        offset: Number(record.offset),
-        ...(record.index === undefined ? {} : { index: record.index }),
-        key: record.key,
-      };
+      if (acks.isHeld(failed)) queueDeadLetter({ message, ack: failed.held.ack, failed });
     }
 
     /** A message came back from a Catch node: its events' current attempt failed. */

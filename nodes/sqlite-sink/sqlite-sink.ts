@@ -54,7 +54,7 @@ export = function register(RED: NodeAPI) {
     let statusTimer: NodeJS.Timeout | undefined;
     let lastStatusAt = 0;
     /** Attempts of the batch now waiting for another program's lock or for disk space (0: not waiting). */
-    let lockedAttempts = 0;
+    let waitingAttempts = 0;
     const table = config.table || "events";
 
     try {
@@ -68,9 +68,9 @@ export = function register(RED: NodeAPI) {
         storeDetails: config.storeDetails === true || config.storeDetails === "true",
         onCommit: (_rows, seconds) => {
           recordSqliteCommit(table, seconds);
-          if (lockedAttempts > 0) {
-            node.log(RED._("iot-sqlite-sink.log.unlocked", { attempts: lockedAttempts }));
-            lockedAttempts = 0;
+          if (waitingAttempts > 0) {
+            node.log(RED._("iot-sqlite-sink.log.unlocked", { attempts: waitingAttempts }));
+            waitingAttempts = 0;
           }
         },
         // Another program holds the write lock, or the disk is full: the batch waits and is tried again, nothing is
@@ -78,8 +78,8 @@ export = function register(RED: NodeAPI) {
         onRetry: (error, attempt, delayMs) => {
           if (closing) return;
           const reason = isFullCode(error.code) ? "full" : "locked";
-          if (lockedAttempts === 0) node.warn(RED._(`iot-sqlite-sink.errors.${reason}`, { error: error.cause instanceof Error ? error.cause.message : error.message }));
-          lockedAttempts = attempt;
+          if (waitingAttempts === 0) node.warn(RED._(`iot-sqlite-sink.errors.${reason}`, { error: error.cause instanceof Error ? error.cause.message : error.message }));
+          waitingAttempts = attempt;
           cancelCounts();
           const waiting = writer === null ? 0 : writer.stats.pending;
           node.status(warming(RED._(`iot-sqlite-sink.status.${reason}`, { seconds: (delayMs / 1000).toFixed(1), waiting: compactCount(waiting) })));

@@ -160,7 +160,6 @@ function run(config: WorkerConfig): void {
     }
     drain();
   });
-
 }
 
 if (!isMainThread && parentPort !== null && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) {

@@ -288,7 +288,7 @@ export class SqliteEventWriter {
     const pending = this.encoder.rows + this.inFlightRows;
     if (pending > 0 && pending + events.length > this.maxPendingRows) {
       const cause = Object.assign(
-        new Error(`${pending} rows are already waiting for the database (limit ${this.maxPendingRows}): it is locked by another program or slower than the input`),
+        new Error(`${pending} rows are already waiting for the database (limit ${this.maxPendingRows}): it is locked by another program, the disk is full, or it is slower than the input`),
         { code: BACKLOG_FULL },
       );
       const error = new SqliteWriteError(this.path, events.length, cause);

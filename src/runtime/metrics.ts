@@ -22,7 +22,7 @@ interface PackageMetrics {
   score: Gauge<"sensor_id" | "detector">;
   kafkaLag: Gauge<"group" | "topic" | "partition">;
   kafkaRetries: Counter<"group" | "topic">;
-  kafkaGivenUp: Counter<"group" | "topic">;
+  kafkaDeadLettered: Counter<"group" | "topic">;
   sqliteCommit: Histogram<"table">;
   /**
    * Per-sensor figures are kept in plain maps and handed to prom-client only when scraped: prom-client hashes the
@@ -34,10 +34,6 @@ interface PackageMetrics {
   /** Nodes whose event and error counts wait in plain fields until the next scrape (same reason). */
   liveNodes: Map<string, NodeMetrics>;
   servedBy: WeakSet<object>;
-  /** Sensors with series of their own: the first ones a scrape found, up to the cap. */
-  sensorSeries: Set<string>;
-  /** Whether the log has said that the cap was reached (once per process). */
-  capReported: boolean;
   /** Node-RED's log, once serveMetrics has been called. */
   warn: (text: string) => void;
 }
@@ -100,7 +96,9 @@ function createMetrics(): PackageMetrics {
       flagged.clear();
     }
   };
+  /** Sensors with series of their own: the first ones a scrape found, up to the cap. */
   const sensorSeries = new Set<string>();
+  let capReported = false;
   /** Labels sensors for one scrape: a sensor keeps the series it has; a new one gets its own while the cap allows. */
   const sensorLabeller = () => {
     const cap = maxSensorSeries();
@@ -110,10 +108,9 @@ function createMetrics(): PackageMetrics {
         sensorSeries.add(sensorId);
         return sensorId;
       }
-      const all = metrics();
-      if (!all.capReported) {
-        all.capReported = true;
-        all.warn(`[iot-anomaly] more than ${cap} sensors: /metrics sums the others under sensor_id="${OTHER_SENSORS}" (IOT_ANOMALY_METRICS_MAX_SENSORS raises the cap, 0 removes it)`);
+      if (!capReported) {
+        capReported = true;
+        metrics().warn(`[iot-anomaly] more than ${cap} sensors: /metrics sums the others under sensor_id="${OTHER_SENSORS}" (IOT_ANOMALY_METRICS_MAX_SENSORS raises the cap, 0 removes it)`);
       }
       return OTHER_SENSORS;
     };
@@ -173,7 +170,7 @@ function createMetrics(): PackageMetrics {
       labelNames: ["group", "topic"],
       registers: [registry],
     }),
-    kafkaGivenUp: new Counter({
+    kafkaDeadLettered: new Counter({
       name: "iot_anomaly_kafka_dead_lettered_total",
       help: "Events kafka-in wrote to its dead-letter topic after they failed maxAttempts times.",
       labelNames: ["group", "topic"],
@@ -191,8 +188,6 @@ function createMetrics(): PackageMetrics {
     newChecked,
     liveNodes,
     servedBy: new WeakSet(),
-    sensorSeries,
-    capReported: false,
     warn: () => {},
   };
 }
@@ -322,7 +317,7 @@ export function recordKafkaLag(group: string, topic: string, partition: number, 
 export function recordKafkaFailures(group: string, topic: string, retried: number, deadLettered: number): void {
   const all = metrics();
   if (retried > 0) all.kafkaRetries.inc({ group, topic }, retried);
-  if (deadLettered > 0) all.kafkaGivenUp.inc({ group, topic }, deadLettered);
+  if (deadLettered > 0) all.kafkaDeadLettered.inc({ group, topic }, deadLettered);
 }
 
 /** A partition this node no longer reads (revoked, or the node closed): its lag is someone else's to report. */

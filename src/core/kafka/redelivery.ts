@@ -62,6 +62,22 @@ export function decodeAgain(origin: RecordOrigin): ConsumedRecord {
   return result.ok ? { ...base, ok: true, event: result.event } : { ...base, ok: false, error: result.error };
 }
 
+/**
+ * Headers of a dead-letter copy: the record's own, then `reason` (x-error …), then where it came from (x-source-topic,
+ * -partition, -offset, and -index for an event of a packed record). Shared by invalid values and events given up.
+ */
+export function deadLetterHeaders(origin: RecordOrigin, reason: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {
+    ...origin.headers,
+    ...reason,
+    "x-source-topic": origin.topic,
+    "x-source-partition": String(origin.partition),
+    "x-source-offset": origin.offset,
+  };
+  if (origin.index !== undefined) headers["x-source-index"] = String(origin.index);
+  return headers;
+}
+
 /** The record's own text for a dead-letter copy: its value, or for an event of a packed record that event's JSON. */
 export function recordValueText(record: RecordOrigin): string | null {
   if (record.index === undefined) return bufferText(record.value);
