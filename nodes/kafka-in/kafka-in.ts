@@ -27,7 +27,7 @@ import {
 import { AckRegistry, type FailedEvent, type HeldEvent, type KafkaMessageMeta, type PartitionDelivery } from "../../src/runtime/kafka-acks";
 import { createRepeatLimiter, lookUpBroker, numberSetting, type KafkaConnectionUser, type SharedKafkaConnection } from "../../src/runtime/kafka-connection";
 import { ThrottledStatus } from "../../src/runtime/throttled-status";
-import { NodeMetrics, recordKafkaFailures, recordKafkaLag, removeKafkaLag, serveMetrics } from "../../src/runtime/metrics";
+import { NodeMetrics, recordKafkaFailures, recordKafkaLag, removeKafkaLag, serveMetrics, startKafkaFailureCounts } from "../../src/runtime/metrics";
 import { compactCount, failed, running, shorten, warming } from "../../src/runtime/status";
 
 type AckMode = "input" | "send";
@@ -137,6 +137,7 @@ export = function register(RED: NodeAPI) {
       }
       redelivery = checkRedeliveryOptions({ maxAttempts: integerSetting("maxAttempts", config.maxAttempts, DEFAULT_MAX_ATTEMPTS, 1, 100), deadLetter: deadLetterTopic !== "" });
       groupId = options.groupId;
+      startKafkaFailureCounts(groupId, options.topics);
       kafka = found;
       consumer = kafka.createConsumer(options, {
         log: (line, level) => (level === "error" || level === "warn" ? node.log(line) : node.debug(line)),

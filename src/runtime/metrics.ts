@@ -313,6 +313,19 @@ export function recordKafkaLag(group: string, topic: string, partition: number, 
   metrics().kafkaLag.set({ group, topic, partition: String(partition) }, Math.max(0, lag));
 }
 
+/**
+ * A kafka-in node starts reading `topics`: its retry and dead-letter counters exist from 0 on, so the dashboard shows
+ * a flat line (not "No data") and rate() has a starting point when the first failure comes. Counts already there
+ * (a redeploy) are kept.
+ */
+export function startKafkaFailureCounts(group: string, topics: readonly string[]): void {
+  const all = metrics();
+  for (const topic of topics) {
+    all.kafkaRetries.inc({ group, topic }, 0);
+    all.kafkaDeadLettered.inc({ group, topic }, 0);
+  }
+}
+
 /** Failed events of a topic that kafka-in scheduled to send again (`retried`) or gave up to the dead-letter topic. Rare: counted at once. */
 export function recordKafkaFailures(group: string, topic: string, retried: number, deadLettered: number): void {
   const all = metrics();

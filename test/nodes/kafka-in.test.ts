@@ -361,7 +361,10 @@ describe("iot-kafka-in node (real broker)", function () {
     // One warning per kind of failure (repeats are rate-limited); the test runtime shows the message key, not its text.
     assert.ok(warnings.length >= 1 && warnings.every((text) => /retrying/.test(text)), warnings.join("\n"));
     await eventually(() => committedOffsets(groupId, topic), (offsets) => total(offsets) === 10, "all 10 offsets committed");
-    assert.match(await metricsText(), new RegExp(`^iot_anomaly_kafka_retries_total\\{group="${groupId}",topic="${topic}"\\} 2$`, "m"));
+    const metrics = await metricsText();
+    assert.match(metrics, new RegExp(`^iot_anomaly_kafka_retries_total\\{group="${groupId}",topic="${topic}"\\} 2$`, "m"));
+    // No dead letters, and the counter says so (it exists from the node's start, for the dashboard's rate()).
+    assert.match(metrics, new RegExp(`^iot_anomaly_kafka_dead_lettered_total\\{group="${groupId}",topic="${topic}"\\} 0$`, "m"));
   });
 
   it("after maxAttempts writes only the failing event of a batch to the dead letters and output 2, and commits past it", async () => {

@@ -1,8 +1,8 @@
-// The one metric stack-runtime.test.ts cannot see: Kafka consumer lag exists only per partition of a running
+// The metrics stack-runtime.test.ts cannot see: Kafka consumer lag, retries and dead letters exist only for a running
 // kafka-in. Here the container's Node-RED (its settings file, the packed package) runs the medallion flows against a
 // real broker, and the stack's Prometheus config scrapes it: the lag panel of the pipeline-health dashboard gets a
-// series per group, topic and partition, all at 0 once every event is stored, and with it every metric the
-// dashboards and the alert rule read is in what Prometheus scraped.
+// series per group, topic and partition, all at 0 once every event is stored, the retries panel a series per group
+// and topic at 0, and with them every metric the dashboards and the alert rule read is in what Prometheus scraped.
 // Broker: KAFKA_BROKERS, or under CI=true the project's own (test/support/kafka-broker.ts starts it); elsewhere,
 // without KAFKA_BROKERS, the test skips rather than start a broker.
 import assert from "node:assert/strict";
@@ -98,6 +98,17 @@ describe("stack: Kafka consumer lag of the medallion flows, scraped by Prometheu
       seen = result.map((series) => `${series.metric.group} ${series.metric.topic}/${series.metric.partition}=${series.value[1]}`).sort();
     } while (seen.join() !== expected.join() && Date.now() < deadline);
     assert.deepEqual(seen, expected);
+  });
+
+  it("the retries panel shows both consumer groups at 0 retries and 0 dead letters per minute", async () => {
+    const panelQueries = panelTargets().filter(({ target }) => /iot_anomaly_kafka_(retries|dead_lettered)_total/.test(target.expr ?? ""));
+    assert.equal(panelQueries.length, 2, "a panel plots retries and dead letters");
+    const expected = [`${names.goldGroup} ${names.scored}=0`, `${names.silverGroup} ${names.raw}=0`].sort();
+    for (const { target } of panelQueries) {
+      const result = await prometheus!.instantQuery(substitutePromVariables(target.expr!, "30s"));
+      const seen = result.map((series) => `${series.metric.group} ${series.metric.topic}=${Number(series.value[1])}`).sort();
+      assert.deepEqual(seen, expected, target.expr);
+    }
   });
 
   it("every metric the dashboards and the alert rule read is in what Prometheus scraped, Kafka lag included", async () => {

@@ -43,6 +43,13 @@ const ADMIN_PASSWORD = "correct horse battery staple";
 const STATIONS = 5;
 /** Only a runtime with a kafka-in has consumer lag; this pipeline has none (see stack-kafka-lag.test.ts). */
 const KAFKA_LAG_METRIC = "iot_anomaly_kafka_consumer_lag";
+/** Series of a kafka-in only (lag per partition; retries and dead letters per group and topic), with their type. */
+const KAFKA_IN_METRICS: Record<string, string> = {
+  [KAFKA_LAG_METRIC]: "gauge",
+  iot_anomaly_kafka_retries_total: "counter",
+  iot_anomaly_kafka_dead_lettered_total: "counter",
+};
+const isKafkaInMetric = (name: string): boolean => name in KAFKA_IN_METRICS;
 
 /** The embedded pipeline writing to `databasePath`, faster, plus one invalid event so that an error is counted. */
 function pipelineFlow(databasePath: string): FlowNode[] {
@@ -372,29 +379,33 @@ describe("stack: the container's Node-RED settings and package, with real data",
       assert.equal(targets[0].scrapeUrl, `http://127.0.0.1:${runtime!.port}/metrics`);
     });
 
-    it("holds every metric the dashboards and the alert rule query (Kafka lag: declared, no series without a kafka-in)", async () => {
+    it("holds every metric the dashboards and the alert rule query (kafka-in's: declared, no series without a kafka-in)", async () => {
       assert.ok(expressions.length >= 10, `found ${expressions.length} PromQL expressions`);
       const scraped = new Set(await prometheus!.metricNames());
       const used = new Set(expressions.flatMap(({ expr }) => promqlMetricNames(substitutePromVariables(expr, "30s"))));
       for (const name of ["iot_anomaly_events_in_total", "iot_anomaly_anomalies_total", "iot_anomaly_score", KAFKA_LAG_METRIC]) assert.ok(used.has(name), `a query reads ${name}`);
       for (const name of used) {
-        if (name === KAFKA_LAG_METRIC) continue;
+        if (isKafkaInMetric(name)) continue;
         assert.ok(scraped.has(name), `${name} (used by a dashboard or the alert) is not in what Prometheus scraped`);
       }
-      // The lag gauge exists only per partition of a running kafka-in: here the family is declared (HELP/TYPE in the
-      // scrape, so Prometheus keeps its metadata) but has no series. stack-kafka-lag.test.ts checks it on a broker.
-      assert.ok(!scraped.has(KAFKA_LAG_METRIC), "no kafka-in runs here, so no lag series");
+      // kafka-in's series exist only while one runs (lag per partition, retries and dead letters per group and topic):
+      // here the families are declared (HELP/TYPE in the scrape, so Prometheus keeps their metadata) but have no
+      // series. stack-kafka-lag.test.ts checks them on a broker.
       const metadata = await prometheus!.metadata();
-      assert.equal(metadata[KAFKA_LAG_METRIC]?.[0]?.type, "gauge", "Prometheus saw the lag family declared as a gauge");
+      for (const [name, type] of Object.entries(KAFKA_IN_METRICS)) {
+        assert.ok(used.has(name), `a dashboard reads ${name}`);
+        assert.ok(!scraped.has(name), `no kafka-in runs here, so no ${name} series`);
+        assert.equal(metadata[name]?.[0]?.type, type, `Prometheus saw ${name} declared as a ${type}`);
+      }
       console.log(`      ${used.size} metric names used; ${[...scraped].filter((name) => name.startsWith("iot_anomaly_")).length} iot_anomaly_* series names scraped`);
     });
 
-    it("every dashboard and alert expression returns series (except the Kafka lag panel here)", async () => {
+    it("every dashboard and alert expression returns series (except kafka-in's panels here)", async () => {
       for (const { where, expr } of expressions) {
         const query = substitutePromVariables(expr, "30s");
         const result = await prometheus!.instantQuery(query);
-        if (promqlMetricNames(query).includes(KAFKA_LAG_METRIC)) {
-          assert.deepEqual(result, [], `${where}: no lag series without a kafka-in`);
+        if (promqlMetricNames(query).some(isKafkaInMetric)) {
+          assert.deepEqual(result, [], `${where}: no kafka-in series without a kafka-in`);
           continue;
         }
         assert.ok(result.length > 0, `${where}: ${query} returned no series`);
