@@ -1,7 +1,8 @@
 // The medallion pipeline end to end (Bronze → Kafka → Silver → Kafka → Gold → SQLite) on the real local broker, in
 // real Node-RED runtimes running the shipped examples: sustained events/s with the offered load above capacity, and
 // end-to-end latency (commit time in SQLite − the event's timestamp) at a steady 5k events/s. Every run checks that
-// the SQLite file holds exactly the events produced. Uses KAFKA_BROKERS if set, otherwise starts
+// the SQLite file holds exactly the events produced; and Gold alone draining a filled iot.scored (gold-stage), the
+// stage with the least noise from the others. Uses KAFKA_BROKERS if set, otherwise starts
 // scripts/kafka-local.sh on the test port (stopped at exit). BENCH_REPETITIONS (default 3) runs per figure.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -144,7 +145,52 @@ async function measure(scenario: Scenario, repetitions: number, report: Array<"e
   if (scenario.placement.length > 1) console.log(`  CPU per event and runtime: ${runs.map((run) => run.cpuByRuntime).join(" | ")}`);
 }
 
-const SCENARIOS = ["one-runtime", "three-runtimes", "latency"] as const;
+/** Silver's kafka-out to iot.scored in the shipped example: its events-out counter says when Silver has written all. */
+const SILVER_SCORED_OUT = "c000000000000040";
+
+/** Events a node has sent on, from the runtime's /metrics. */
+async function eventsOut(runtime: RunningNodeRed, nodeId: string): Promise<number> {
+  const text = await (await fetch(`${runtime.url}/metrics`)).text();
+  const line = text.split("\n").find((row) => row.startsWith("iot_anomaly_events_out_total{") && row.includes(`node_id="${nodeId}"`));
+  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+}
+
+/**
+ * Gold on its own: Bronze and Silver (one runtime) fill iot.scored with `events` scored events and are stopped, then a
+ * Gold runtime drains the topic. Without the other stages on the two cores, the figure moves with Gold's own cost.
+ */
+async function runGoldStage(events: number): Promise<{ eventsPerSecond: number; cpuMicrosPerEvent: number }> {
+  const runtimes = new Runtimes();
+  try {
+    const names = await createPipelineNames(3);
+    const scenario: Scenario = { name: "gold stage", placement: [], stations: 100, ratePerStation: 1000, simBatchSize: 500, events };
+    const upstream = await runtimes.start(runtimes.userDir("bench-gold-upstream"), scenarioFlow(["bronze", "silver"], scenario, names));
+    if (!(await pollUntil(async () => (await describeGroup(names.silverGroup)).state === "Stable", Boolean, 60_000))) throw new Error("gold stage: Silver's group did not settle");
+    const response = await fetch(`${upstream.url}/inject/${START_INJECT}`, { method: "POST" });
+    if (!response.ok) throw new Error(`gold stage: could not start the simulator (HTTP ${response.status})`);
+    const scored = await pollUntil(() => eventsOut(upstream, SILVER_SCORED_OUT), (count) => count >= events, 300_000);
+    if (scored !== events) throw new Error(`gold stage: Silver wrote ${scored} events for ${events}`);
+    await upstream.stop();
+
+    const userDir = runtimes.userDir("bench-gold");
+    const gold = await runtimes.start(userDir, scenarioFlow(["gold"], scenario, names));
+    const cpuAtStart = cpuSeconds(gold.child.pid!);
+    const databasePath = join(userDir, "anomalies.db");
+    await pollUntil(() => countRows(databasePath), (count) => count >= events, 300_000);
+    const cpu = cpuSeconds(gold.child.pid!) - cpuAtStart;
+    const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
+      databasePath,
+      "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(stored_at) AS first, max(stored_at) AS last FROM events",
+    );
+    if (check.rows !== events || check.distinct_ids !== events) throw new Error(`gold stage: ${check.rows} rows (${check.distinct_ids} distinct) for ${events} events`);
+    // From the first commit to the last: the group join before it is not Gold's work.
+    return { eventsPerSecond: (events * 1000) / Math.max(1, check.last - check.first), cpuMicrosPerEvent: (cpu * 1e6) / events };
+  } finally {
+    await runtimes.cleanup();
+  }
+}
+
+const SCENARIOS = ["one-runtime", "three-runtimes", "latency", "gold-stage"] as const;
 
 export async function main(): Promise<void> {
   const repetitions = Number(process.env.BENCH_REPETITIONS ?? 3);
@@ -173,6 +219,13 @@ export async function main(): Promise<void> {
       ["latencyP50", "latencyP99", "latencyP99AfterWarmup", "eventsPerSecond"],
     );
     console.log("(latency = SQLite commit time − event timestamp; it includes up to 10 ms of the simulator's tick, which emits the events due since the last tick)");
+  }
+  if (wanted.has("gold-stage")) {
+    const runs: Array<{ eventsPerSecond: number; cpuMicrosPerEvent: number }> = [];
+    for (let run = 0; run < repetitions; run++) runs.push(await runGoldStage(offered.events));
+    const name = `Gold alone, draining ${formatNumber(offered.events)} scored events`;
+    printFigure({ name: `${name}: events/s`, median: median(runs.map((run) => run.eventsPerSecond)), runs: runs.map((run) => run.eventsPerSecond), unit: "events/s" });
+    printFigure({ name: `${name}: CPU per event`, median: median(runs.map((run) => run.cpuMicrosPerEvent)), runs: runs.map((run) => run.cpuMicrosPerEvent), unit: "µs" });
   }
 }
 
