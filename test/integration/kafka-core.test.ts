@@ -269,6 +269,26 @@ describe("integration: Kafka core against a real broker", function () {
     );
   });
 
+  it("hands out a large fetch in slices, letting the event loop run between them, in order", async () => {
+    const topic = await createTopic("core-slices", 1);
+    await producer().send(topic, makeEvents(2000, 10));
+    const input = consumer({ groupId: uniqueName("core-slices"), topics: [topic], maxInFlight: 10_000 });
+    const offsets: number[] = [];
+    let deliveredBeforeFirstTurn = -1;
+    const all = deferred();
+    await input.start((record, ack) => {
+      // The flow's next node runs on a later turn of the event loop (Node-RED delivers messages asynchronously).
+      if (offsets.length === 0) setImmediate(() => (deliveredBeforeFirstTurn = offsets.length));
+      offsets.push(Number(record.offset));
+      ack();
+      if (offsets.length === 2000) all.resolve();
+    });
+    await within(all.promise, 20_000, "all 2000 events");
+    assert.deepEqual(offsets, Array.from({ length: 2000 }, (_, index) => index), "every offset once, in order");
+    // One fetch holds all 2000: without slices the flow would see none of them until the last was decoded.
+    assert.ok(deliveredBeforeFirstTurn > 0 && deliveredBeforeFirstTurn <= 600, `events handed out before the event loop ran: ${deliveredBeforeFirstTurn}`);
+  });
+
   it("reports the lag of every assigned partition from the broker: empty ones, and while delivery waits for acks", async () => {
     const topic = await createTopic("core-lag", 3);
     const out = producer();

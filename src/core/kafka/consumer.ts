@@ -12,6 +12,14 @@ import { partitionLags, type Watermarks } from "./partition-lag";
 import { bufferText, headersText, messageToEvents, type DecodeResult } from "./serialisation";
 import type { ConsumedRecord, ConsumedRecordHandler, EventConsumer, PartitionAssignment, PartitionLag, StopOptions } from "./types";
 
+/**
+ * Events handed out from one fetched batch before letting the event loop run. A fetch holds thousands of events; handed
+ * out in one go, all of them are parsed and alive before the first reaches the next node, so they outlive young-
+ * generation collections (copied, then promoted) and the first waits for the last. Yielding lets the flow take each
+ * slice while the rest is still undecoded.
+ */
+const YIELD_EVERY_EVENTS = 500;
+
 export interface ConsumerOptions {
   groupId: string;
   topics: string[];
@@ -267,11 +275,17 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
     const { topic, partition } = batch;
     const messages = batch.messages;
     let lastDelivered: string | null = null;
+    let sinceYield = 0;
     try {
       for (let index = 0; index < messages.length; index++) {
         if (this.stopping || !isRunning() || isStale()) return;
         if (this.tracker.inFlight >= this.options.maxInFlight) {
           await this.waitForCapacity(heartbeat, isRunning);
+          sinceYield = 0;
+          if (this.stopping || !isRunning() || isStale()) return;
+        } else if (sinceYield >= YIELD_EVERY_EVENTS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sinceYield = 0;
           if (this.stopping || !isRunning() || isStale()) return;
         }
         const message = messages[index];
@@ -279,6 +293,7 @@ export class KafkaEventConsumer extends StatusEmitter implements EventConsumer {
         const tracked = this.tracker.track(topic, partition, message.offset, decoded.length);
         this.deliver(topic, partition, message, decoded, tracked);
         lastDelivered = message.offset;
+        sinceYield += decoded.length;
       }
       // Everything up to the batch's end is handed out (transaction markers after the last message need no ack).
       this.tracker.skipTo(topic, partition, Number(batch.lastOffset()) + 1);
