@@ -1,8 +1,8 @@
 // The medallion pipeline end to end (Bronze → Kafka → Silver → Kafka → Gold → SQLite) on the real local broker, in
 // real Node-RED runtimes running the shipped examples: sustained events/s with the offered load above capacity, and
 // end-to-end latency (commit time in SQLite − the event's timestamp) at a steady 5k events/s. Every run checks that
-// the SQLite file holds exactly the events produced; and Gold alone draining a filled iot.scored (gold-stage), the
-// stage with the least noise from the others. Uses KAFKA_BROKERS if set, otherwise starts
+// the SQLite file holds exactly the events produced; and Silver or Gold alone draining a filled input topic
+// (silver-stage, gold-stage), with the least noise from the other stages. Uses KAFKA_BROKERS if set, otherwise starts
 // scripts/kafka-local.sh on the test port (stopped at exit). BENCH_REPETITIONS (default 3) runs per figure.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -145,7 +145,8 @@ async function measure(scenario: Scenario, repetitions: number, report: Array<"e
   if (scenario.placement.length > 1) console.log(`  CPU per event and runtime: ${runs.map((run) => run.cpuByRuntime).join(" | ")}`);
 }
 
-/** Silver's kafka-out to iot.scored in the shipped example: its events-out counter says when Silver has written all. */
+/** kafka-out nodes of the shipped examples whose events-out counters say when a stage has written everything. */
+const BRONZE_RAW_OUT = "b000000000000020";
 const SILVER_SCORED_OUT = "c000000000000040";
 
 /** Events a node has sent on, from the runtime's /metrics. */
@@ -155,42 +156,81 @@ async function eventsOut(runtime: RunningNodeRed, nodeId: string): Promise<numbe
   return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
 }
 
+type Stage = "silver" | "gold";
+interface StageResult {
+  eventsPerSecond: number;
+  cpuMicrosPerEvent: number;
+}
+
+/** Silver's pace: from its first event written to iot.scored to its last, polled every 20 ms. */
+async function silverSpan(runtime: RunningNodeRed, events: number): Promise<number> {
+  let first = 0;
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const written = await eventsOut(runtime, SILVER_SCORED_OUT);
+    if (written > 0 && first === 0) first = Date.now();
+    if (written >= events) return Date.now() - first;
+    if (Date.now() > deadline) throw new Error(`silver stage: ${written} of ${events} events written after 300 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /**
- * Gold on its own: Bronze and Silver (one runtime) fill iot.scored with `events` scored events and are stopped, then a
- * Gold runtime drains the topic. Without the other stages on the two cores, the figure moves with Gold's own cost.
+ * One stage on its own: the stages before it (one runtime) fill its input topic with `events` events and stop, then
+ * a runtime of the stage drains the topic. Without the other stages on the two cores, the figure moves with the
+ * stage's own cost. Gold is timed from its first commit to its last; Silver from its first event written to its last.
  */
-async function runGoldStage(events: number): Promise<{ eventsPerSecond: number; cpuMicrosPerEvent: number }> {
+async function runStage(stage: Stage, events: number): Promise<StageResult> {
   const runtimes = new Runtimes();
   try {
     const names = await createPipelineNames(3);
-    const scenario: Scenario = { name: "gold stage", placement: [], stations: 100, ratePerStation: 1000, simBatchSize: 500, events };
-    const upstream = await runtimes.start(runtimes.userDir("bench-gold-upstream"), scenarioFlow(["bronze", "silver"], scenario, names));
-    if (!(await pollUntil(async () => (await describeGroup(names.silverGroup)).state === "Stable", Boolean, 60_000))) throw new Error("gold stage: Silver's group did not settle");
+    const scenario: Scenario = { name: `${stage} stage`, placement: [], stations: 100, ratePerStation: 1000, simBatchSize: 500, events };
+    const upstreamLayers: Layer[] = stage === "gold" ? ["bronze", "silver"] : ["bronze"];
+    const upstream = await runtimes.start(runtimes.userDir(`bench-${stage}-upstream`), scenarioFlow(upstreamLayers, scenario, names));
+    if (stage === "gold" && !(await pollUntil(async () => (await describeGroup(names.silverGroup)).state === "Stable", Boolean, 60_000))) {
+      throw new Error("gold stage: Silver's group did not settle");
+    }
     const response = await fetch(`${upstream.url}/inject/${START_INJECT}`, { method: "POST" });
-    if (!response.ok) throw new Error(`gold stage: could not start the simulator (HTTP ${response.status})`);
-    const scored = await pollUntil(() => eventsOut(upstream, SILVER_SCORED_OUT), (count) => count >= events, 300_000);
-    if (scored !== events) throw new Error(`gold stage: Silver wrote ${scored} events for ${events}`);
+    if (!response.ok) throw new Error(`${stage} stage: could not start the simulator (HTTP ${response.status})`);
+    const lastOut = stage === "gold" ? SILVER_SCORED_OUT : BRONZE_RAW_OUT;
+    const written = await pollUntil(() => eventsOut(upstream, lastOut), (count) => count >= events, 300_000);
+    if (written !== events) throw new Error(`${stage} stage: the stages before it wrote ${written} events for ${events}`);
     await upstream.stop();
 
-    const userDir = runtimes.userDir("bench-gold");
-    const gold = await runtimes.start(userDir, scenarioFlow(["gold"], scenario, names));
-    const cpuAtStart = cpuSeconds(gold.child.pid!);
-    const databasePath = join(userDir, "anomalies.db");
-    await pollUntil(() => countRows(databasePath), (count) => count >= events, 300_000);
-    const cpu = cpuSeconds(gold.child.pid!) - cpuAtStart;
-    const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
-      databasePath,
-      "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(stored_at) AS first, max(stored_at) AS last FROM events",
-    );
-    if (check.rows !== events || check.distinct_ids !== events) throw new Error(`gold stage: ${check.rows} rows (${check.distinct_ids} distinct) for ${events} events`);
-    // From the first commit to the last: the group join before it is not Gold's work.
-    return { eventsPerSecond: (events * 1000) / Math.max(1, check.last - check.first), cpuMicrosPerEvent: (cpu * 1e6) / events };
+    const userDir = runtimes.userDir(`bench-${stage}`);
+    const runtime = await runtimes.start(userDir, scenarioFlow([stage], scenario, names));
+    const cpuAtStart = cpuSeconds(runtime.child.pid!);
+    let spanMs: number;
+    if (stage === "silver") {
+      spanMs = await silverSpan(runtime, events);
+    } else {
+      const databasePath = join(userDir, "anomalies.db");
+      await pollUntil(() => countRows(databasePath), (count) => count >= events, 300_000);
+      const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
+        databasePath,
+        "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(stored_at) AS first, max(stored_at) AS last FROM events",
+      );
+      if (check.rows !== events || check.distinct_ids !== events) throw new Error(`gold stage: ${check.rows} rows (${check.distinct_ids} distinct) for ${events} events`);
+      spanMs = check.last - check.first;
+    }
+    const cpu = cpuSeconds(runtime.child.pid!) - cpuAtStart;
+    return { eventsPerSecond: (events * 1000) / Math.max(1, spanMs), cpuMicrosPerEvent: (cpu * 1e6) / events };
   } finally {
     await runtimes.cleanup();
   }
 }
 
-const SCENARIOS = ["one-runtime", "three-runtimes", "latency", "gold-stage"] as const;
+async function measureStage(stage: Stage, events: number, repetitions: number): Promise<void> {
+  const runs: StageResult[] = [];
+  for (let run = 0; run < repetitions; run++) runs.push(await runStage(stage, events));
+  const name = stage === "gold" ? `Gold alone, draining ${formatNumber(events)} scored events` : `Silver alone, scoring ${formatNumber(events)} raw events`;
+  for (const [key, label, unit] of [["eventsPerSecond", "events/s", "events/s"], ["cpuMicrosPerEvent", "CPU per event", "µs"]] as const) {
+    const values = runs.map((run) => run[key]);
+    printFigure({ name: `${name}: ${label}`, median: median(values), runs: values, unit });
+  }
+}
+
+const SCENARIOS = ["one-runtime", "three-runtimes", "latency", "silver-stage", "gold-stage"] as const;
 
 export async function main(): Promise<void> {
   const repetitions = Number(process.env.BENCH_REPETITIONS ?? 3);
@@ -220,13 +260,8 @@ export async function main(): Promise<void> {
     );
     console.log("(latency = SQLite commit time − event timestamp; it includes up to 10 ms of the simulator's tick, which emits the events due since the last tick)");
   }
-  if (wanted.has("gold-stage")) {
-    const runs: Array<{ eventsPerSecond: number; cpuMicrosPerEvent: number }> = [];
-    for (let run = 0; run < repetitions; run++) runs.push(await runGoldStage(offered.events));
-    const name = `Gold alone, draining ${formatNumber(offered.events)} scored events`;
-    printFigure({ name: `${name}: events/s`, median: median(runs.map((run) => run.eventsPerSecond)), runs: runs.map((run) => run.eventsPerSecond), unit: "events/s" });
-    printFigure({ name: `${name}: CPU per event`, median: median(runs.map((run) => run.cpuMicrosPerEvent)), runs: runs.map((run) => run.cpuMicrosPerEvent), unit: "µs" });
-  }
+  if (wanted.has("silver-stage")) await measureStage("silver", offered.events, repetitions);
+  if (wanted.has("gold-stage")) await measureStage("gold", offered.events, repetitions);
 }
 
 if (require.main === module) {
