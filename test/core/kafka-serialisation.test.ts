@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { validateEvent } from "../../src/core/event";
-import { checkKeyField, eventToMessage, headersText, KafkaDecodeError, messageToEvents, packMessages, type OutgoingMessage } from "../../src/core/kafka/serialisation";
+import { checkKeyField, eventToMessage, headersText, KafkaDecodeError, messageToEvents, packMessages, type OutgoingMessage, type RecordToSend } from "../../src/core/kafka/serialisation";
 
 const source = { topic: "sensor-events", partition: 2, offset: "41" };
 const event = () => validateEvent({ sensorId: "pump-7", timestamp: 1_700_000_000_000, readings: { vibration: 2.5, temperature: 41.3 } });
@@ -121,7 +121,7 @@ describe("core/kafka/serialisation", () => {
       eventToMessage(validateEvent({ sensorId, timestamp, readings: { vibration: 1 } }), { headers });
     // Stand-in for the producer's partitioner: pump-1 and pump-3 share partition 1.
     const partitionOf = (key: string) => ({ "pump-1": 1, "pump-2": 0, "pump-3": 1 })[key]!;
-    const timestamps = (record: OutgoingMessage) => (JSON.parse(record.value) as Array<{ sensorId: string; timestamp: number }>).map((item) => `${item.sensorId}@${item.timestamp}`);
+    const timestamps = (record: RecordToSend) => (JSON.parse(String(record.value)) as Array<{ sensorId: string; timestamp: number }>).map((item) => `${item.sensorId}@${item.timestamp}`);
 
     it("packs the events of each partition into one keyless record, in the order they came", () => {
       const records = packMessages([message("pump-1", 1), message("pump-2", 2), message("pump-3", 3), message("pump-1", 4)], partitionOf);
@@ -156,7 +156,16 @@ describe("core/kafka/serialisation", () => {
       assert.deepEqual(records.map((record) => timestamps(record).length), [4, 4, 2]);
       assert.deepEqual(records.flatMap(timestamps), many.map((_, index) => `pump-1@${index}`));
       const keyless = packMessages([{ key: null, value: "{}" }, { key: null, value: "{}" }], partitionOf);
-      assert.deepEqual(keyless, [{ key: null, value: "[{},{}]", events: 2 }]);
+      assert.deepEqual(keyless, [{ key: null, value: Buffer.from("[{},{}]"), events: 2 }]);
+    });
+
+    it("writes the record as UTF-8: ids beyond ASCII come back as they were sent", () => {
+      const ids = ["Pumpe-Süd", "насос-2", "泵-3 🔧", "pump-4"];
+      const messages = ids.map((sensorId, index) => eventToMessage(validateEvent({ sensorId, timestamp: index, readings: { vibration: 1 } }), { keyField: null }));
+      const [record] = packMessages(messages, partitionOf);
+      assert.ok(Buffer.isBuffer(record.value));
+      assert.equal(record.value.toString("utf8"), `[${messages.map((message) => message.value).join(",")}]`);
+      assert.deepEqual(messageToEvents(record.value, source).map((result) => result.ok && result.event.sensorId), ids);
     });
   });
 });

@@ -8,7 +8,7 @@ import { CachingDefaultPartitioner } from "./caching-partitioner";
 import type { SensorEvent } from "../event";
 import { backoffDelay, checkTopicName, KafkaConfigError, type KafkaConnection, type KafkaConnectionSettings } from "./connection-options";
 import { isConnectionError, isRetriableKafkaError, KafkaClientClosedError, rootMessage, settleWithin, Sleeper, StatusEmitter, toConnection } from "./client-support";
-import { checkKeyField, eventToMessage, packMessages, type OutgoingMessage, type PackedRecord } from "./serialisation";
+import { checkKeyField, eventToMessage, packMessages, type OutgoingMessage, type PackedRecord, type RecordToSend } from "./serialisation";
 import type { Acks, Compression, EventProducer, SendMessagesOptions, SendOptions, SendResult } from "./types";
 
 export interface ProducerOptions {
@@ -29,7 +29,7 @@ export interface ProducerOptions {
 const RECORD_OVERHEAD_BYTES = 24;
 
 /** Bytes a message adds to a request, before compression (UTF-8 length of key, value and headers). */
-export function messageBytes(message: OutgoingMessage): number {
+export function messageBytes(message: RecordToSend): number {
   let bytes = RECORD_OVERHEAD_BYTES + Buffer.byteLength(message.value);
   if (message.key !== null && message.key !== undefined) bytes += Buffer.byteLength(message.key);
   if (message.headers) for (const name in message.headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(message.headers[name]) + 4;
@@ -37,8 +37,8 @@ export function messageBytes(message: OutgoingMessage): number {
 }
 
 /** Cuts messages into consecutive runs of at most `maxBytes` each (a single larger message is a run of its own). */
-export function splitBySize(messages: OutgoingMessage[], maxBytes: number): OutgoingMessage[][] {
-  const chunks: OutgoingMessage[][] = [];
+export function splitBySize<T extends RecordToSend>(messages: T[], maxBytes: number): T[][] {
+  const chunks: T[][] = [];
   let start = 0;
   let bytes = 0;
   for (let index = 0; index < messages.length; index++) {
@@ -221,8 +221,8 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
    * record per partition; until the producer knows the topic's partition count (its first send to the topic), the
    * first message goes alone, unpacked, and kafkajs' metadata for it tells the count for the rest.
    */
-  private *requests(topic: string, messages: OutgoingMessage[], pack: boolean): Generator<OutgoingMessage[] & { events: number }> {
-    const counted = (chunk: OutgoingMessage[], events: number) => Object.assign(chunk, { events });
+  private *requests(topic: string, messages: OutgoingMessage[], pack: boolean): Generator<RecordToSend[] & { events: number }> {
+    const counted = (chunk: RecordToSend[], events: number) => Object.assign(chunk, { events });
     if (!pack) {
       for (const chunk of splitBySize(messages, this.maxRequestBytes)) yield counted(chunk, chunk.length);
       return;
@@ -234,7 +234,7 @@ export class KafkaEventProducer extends StatusEmitter implements EventProducer {
       if (rest.length === 0) return;
     }
     const packed = packMessages(rest, (key) => this.partitionOf(topic, key));
-    for (const chunk of splitBySize(packed, this.maxRequestBytes)) yield counted(chunk, (chunk as PackedRecord[]).reduce((sum, record) => sum + record.events, 0));
+    for (const chunk of splitBySize(packed, this.maxRequestBytes)) yield counted(chunk, chunk.reduce((sum, record: PackedRecord) => sum + record.events, 0));
   }
 
   /** The partition kafkajs would give a message with this key, for the topic's last known partition count. */

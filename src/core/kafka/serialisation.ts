@@ -6,13 +6,18 @@
 // silent pass-through.
 import { describeValue, EventValidationError, parseJsonPayload, validateEvent, type SensorEvent } from "../event";
 
-/** A message ready for a producer: kafkajs' `Message` shape without importing kafkajs here. */
-export interface OutgoingMessage {
+/** A record ready for a producer: kafkajs' `Message` shape without importing kafkajs here. */
+export interface RecordToSend {
   key: string | null;
-  value: string;
+  value: string | Buffer;
   headers?: Record<string, string>;
   /** Set for a packed record: the partition its events' keys hash to (the record itself has no key). */
   partition?: number;
+}
+
+/** A message of one event (eventToMessage) or one value (a dead letter): its value is text. */
+export interface OutgoingMessage extends RecordToSend {
+  value: string;
 }
 
 export interface EncodeOptions {
@@ -65,7 +70,9 @@ export function eventToMessage(event: SensorEvent, options: EncodeOptions = {}):
 export const MAX_PACKED_RECORD_CHARS = 64 * 1024;
 
 /** A packed record, and how many events it holds. */
-export interface PackedRecord extends OutgoingMessage {
+/** Events of one partition as one record: the value is the JSON array's UTF-8 bytes, built once for kafkajs to copy. */
+export interface PackedRecord extends RecordToSend {
+  value: Buffer;
   events: number;
 }
 
@@ -74,6 +81,27 @@ interface PackGroup {
   headers: Record<string, string> | undefined;
   values: string[];
   chars: number;
+}
+
+/**
+ * `[v0,v1,…]` as UTF-8 bytes, written straight into one buffer. Joining the strings instead costs two copies of the
+ * record in V8's heap (the join, then the flattening kafkajs' byte count forces) before kafkajs encodes it, and about
+ * 1.3 µs per scored event in all. An all-ASCII value (the usual JSON) is copied byte for byte.
+ */
+function jsonArrayBytes(values: readonly string[]): Buffer {
+  const lengths = new Array<number>(values.length);
+  let total = values.length + 1; // brackets and commas
+  for (let index = 0; index < values.length; index++) total += lengths[index] = Buffer.byteLength(values[index], "utf8");
+  const bytes = Buffer.allocUnsafe(total);
+  let at = 0;
+  bytes[at++] = 0x5b; // [
+  for (let index = 0; index < values.length; index++) {
+    if (index > 0) bytes[at++] = 0x2c; // ,
+    const value = values[index];
+    at += bytes.write(value, at, lengths[index] === value.length ? "latin1" : "utf8");
+  }
+  bytes[at] = 0x5d; // ]
+  return bytes;
 }
 
 /**
@@ -87,7 +115,7 @@ export function packMessages(messages: OutgoingMessage[], partitionOf: (key: str
   const records: PackedRecord[] = [];
   const groups = new Map<string, PackGroup>();
   const close = (group: PackGroup) => {
-    const record: PackedRecord = { key: null, value: `[${group.values.join(",")}]`, events: group.values.length };
+    const record: PackedRecord = { key: null, value: jsonArrayBytes(group.values), events: group.values.length };
     if (group.partition !== undefined) record.partition = group.partition;
     if (group.headers) record.headers = group.headers;
     records.push(record);
