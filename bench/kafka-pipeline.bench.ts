@@ -42,6 +42,10 @@ interface RunResult {
   latencyP99: number;
   /** p99 of the events after the first 5 s of the run: JIT warm-up and the forest's training are behind it. */
   latencyP99AfterWarmup: number;
+  /** p99 of the events of the last 5 s: bounded when the pipeline keeps pace, the backlog it built when it does not. */
+  latencyP99LastSeconds: number;
+  /** Events stored per second over the run's last 10 s of commits: the rate once warm (with a backlog, the capacity). */
+  storedPerSecondLast10s: number;
   /** CPU time of the Node-RED processes (not the broker) per event stored. */
   cpuMicrosPerEvent: number;
   /** The same per runtime, e.g. "bronze 14 µs · silver 35 µs · gold 22 µs" (one runtime per layer). */
@@ -119,11 +123,16 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
     const afterWarmup = Float64Array.from(
       queryRows<{ latency: number }>(databasePath, "SELECT stored_at - ts AS latency FROM events WHERE ts >= (SELECT min(ts) FROM events) + 5000").map((row) => row.latency),
     ).sort();
+    const lastSeconds = Float64Array.from(
+      queryRows<{ latency: number }>(databasePath, "SELECT stored_at - ts AS latency FROM events WHERE ts >= (SELECT max(ts) FROM events) - 5000").map((row) => row.latency),
+    ).sort();
     return {
       eventsPerSecond: (scenario.events * 1000) / Math.max(1, check.last - check.first),
       latencyP50: percentile(latencies, 0.5),
       latencyP99: percentile(latencies, 0.99),
       latencyP99AfterWarmup: afterWarmup.length > 0 ? percentile(afterWarmup, 0.99) : Number.NaN,
+      latencyP99LastSeconds: percentile(lastSeconds, 0.99),
+      storedPerSecondLast10s: countRows(databasePath, "WHERE stored_at >= (SELECT max(stored_at) FROM events) - 10000") / 10,
       cpuMicrosPerEvent: (cpu * 1e6) / scenario.events,
       cpuByRuntime,
       rows: check.rows,
@@ -133,10 +142,12 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
   }
 }
 
-async function measure(scenario: Scenario, repetitions: number, report: Array<"eventsPerSecond" | "latencyP50" | "latencyP99" | "latencyP99AfterWarmup" | "cpuMicrosPerEvent">): Promise<void> {
+type Reported = "eventsPerSecond" | "storedPerSecondLast10s" | "latencyP50" | "latencyP99" | "latencyP99AfterWarmup" | "latencyP99LastSeconds" | "cpuMicrosPerEvent";
+
+async function measure(scenario: Scenario, repetitions: number, report: Reported[]): Promise<void> {
   const runs: RunResult[] = [];
   for (let run = 0; run < repetitions; run++) runs.push(await runOnce(scenario));
-  const labels = { eventsPerSecond: ["events/s", "events/s"], latencyP50: ["p50 latency", "ms"], latencyP99: ["p99 latency", "ms"], latencyP99AfterWarmup: ["p99 latency after the first 5 s", "ms"], cpuMicrosPerEvent: ["Node-RED CPU per event", "µs"] } as const;
+  const labels = { eventsPerSecond: ["events/s", "events/s"], storedPerSecondLast10s: ["events/s stored in the last 10 s", "events/s"], latencyP50: ["p50 latency", "ms"], latencyP99: ["p99 latency", "ms"], latencyP99AfterWarmup: ["p99 latency after the first 5 s", "ms"], latencyP99LastSeconds: ["p99 latency of the last 5 s", "ms"], cpuMicrosPerEvent: ["Node-RED CPU per event", "µs"] } as const;
   for (const key of report) {
     const values = runs.map((run) => run[key]);
     printFigure({ name: `${scenario.name}: ${labels[key][0]}`, median: median(values), runs: values, unit: labels[key][1] });
@@ -233,7 +244,7 @@ async function measureStage(stage: Stage, events: number, repetitions: number): 
   }
 }
 
-const SCENARIOS = ["one-runtime", "three-runtimes", "latency", "silver-stage", "gold-stage"] as const;
+const SCENARIOS = ["one-runtime", "three-runtimes", "target-rate", "latency", "silver-stage", "gold-stage"] as const;
 
 export async function main(): Promise<void> {
   const repetitions = Number(process.env.BENCH_REPETITIONS ?? 3);
@@ -248,6 +259,18 @@ export async function main(): Promise<void> {
   }
   if (wanted.has("three-runtimes")) {
     await measure({ name: "three runtimes (B | S | G), offered 100k/s", placement: [["bronze"], ["silver"], ["gold"]], ...offered }, repetitions, ["eventsPerSecond", "cpuMicrosPerEvent"]);
+  }
+  // The target's own terms: offered exactly 30k events/s (100 stations × 300/s), 30 s by default
+  // (BENCH_TARGET_SECONDS). The first second runs cold code and builds a backlog; a pipeline that sustains 30k/s then
+  // drains it, and the p99 of the last 5 s is small again; one that does not falls further behind, and that p99 is the
+  // backlog it built. Unlike the runs offered 100k/s, no backlog far beyond capacity builds up in Bronze's memory.
+  if (wanted.has("target-rate")) {
+    const seconds = Number(process.env.BENCH_TARGET_SECONDS ?? 30);
+    await measure(
+      { name: `three runtimes, offered 30k/s for ${seconds} s`, placement: [["bronze"], ["silver"], ["gold"]], stations: 100, ratePerStation: 300, simBatchSize: 500, events: seconds * 30_000 },
+      repetitions,
+      ["eventsPerSecond", "storedPerSecondLast10s", "latencyP50", "latencyP99", "latencyP99LastSeconds", "cpuMicrosPerEvent"],
+    );
   }
   // Latency at a steady 5k events/s: 50 stations × 100/s, each 50 ms simulator tick sent as one message. 60 s of
   // events by default, a sustained rate. The first 0.3-1 s after a deploy run cold code and build a backlog (events
