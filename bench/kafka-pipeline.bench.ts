@@ -73,6 +73,28 @@ async function groupsStable(names: PipelineNames): Promise<boolean> {
   return states.every((state) => state.state === "Stable" && state.members > 0 && state.assignments.every((partitions) => partitions.length > 0));
 }
 
+/** Starts the Bronze tab's simulator (its "start" inject node) in `runtime`. */
+async function startSimulator(runtime: RunningNodeRed, what: string): Promise<void> {
+  const response = await fetch(`${runtime.url}/inject/${START_INJECT}`, { method: "POST" });
+  if (!response.ok) throw new Error(`${what}: could not start the simulator (HTTP ${response.status})`);
+}
+
+/**
+ * Waits until Gold's database holds `events` rows and checks that each event is there exactly once; returns the first
+ * event time and the first and last commit times.
+ */
+async function waitForEachEventOnce(databasePath: string, events: number, what: string): Promise<{ firstTs: number; firstStored: number; lastStored: number }> {
+  const polled = await pollUntil(() => countRows(databasePath), (count) => count >= events, 300_000);
+  const [check] = queryRows<{ rows: number; distinct_ids: number; first_ts: number; first_stored: number; last_stored: number }>(
+    databasePath,
+    "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(ts) AS first_ts, min(stored_at) AS first_stored, max(stored_at) AS last_stored FROM events",
+  );
+  if (check.rows !== events || check.distinct_ids !== events) {
+    throw new Error(`${what}: ${check.rows} rows (${check.distinct_ids} distinct) for ${events} events (last poll ${polled})`);
+  }
+  return { firstTs: check.first_ts, firstStored: check.first_stored, lastStored: check.last_stored };
+}
+
 async function runOnce(scenario: Scenario): Promise<RunResult> {
   const runtimes = new Runtimes();
   try {
@@ -87,25 +109,13 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
     if (!(await pollUntil(() => groupsStable(names), Boolean, 60_000))) throw new Error(`${scenario.name}: consumer groups did not settle`);
 
     const cpuAtStart = started.map((item) => cpuSeconds(item.runtime.child.pid!));
-    const response = await fetch(`${bronze.runtime.url}/inject/${START_INJECT}`, { method: "POST" });
-    if (!response.ok) throw new Error(`${scenario.name}: could not start the simulator (HTTP ${response.status})`);
+    await startSimulator(bronze.runtime, scenario.name);
 
     const databasePath = join(gold.userDir, "anomalies.db");
-    const rows = await pollUntil(
-      () => countRows(databasePath),
-      (count) => count >= scenario.events,
-      300_000,
-    );
+    const stored = await waitForEachEventOnce(databasePath, scenario.events, scenario.name);
     const cpuUsed = started.map((item, index) => cpuSeconds(item.runtime.child.pid!) - cpuAtStart[index]);
     const cpu = cpuUsed.reduce((sum, seconds) => sum + seconds, 0);
     const cpuByRuntime = started.map((item, index) => `${item.layers.join("+")} ${((cpuUsed[index] * 1e6) / scenario.events).toFixed(0)} µs`).join(" · ");
-    const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
-      databasePath,
-      "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(ts) AS first, max(stored_at) AS last FROM events",
-    );
-    if (check.rows !== scenario.events || check.distinct_ids !== scenario.events) {
-      throw new Error(`${scenario.name}: ${check.rows} rows (${check.distinct_ids} distinct) for ${scenario.events} events (last poll ${rows})`);
-    }
     if (process.env.BENCH_LATENCY_PROFILE) {
       // Where the tail comes from: latency per bucket of event time (BENCH_LATENCY_PROFILE ms wide, default 1000).
       // better-sqlite3 binds a JS number as a REAL, so the division is cut to an integer by hand.
@@ -127,7 +137,7 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
       queryRows<{ latency: number }>(databasePath, "SELECT stored_at - ts AS latency FROM events WHERE ts >= (SELECT max(ts) FROM events) - 5000").map((row) => row.latency),
     ).sort();
     return {
-      eventsPerSecond: (scenario.events * 1000) / Math.max(1, check.last - check.first),
+      eventsPerSecond: (scenario.events * 1000) / Math.max(1, stored.lastStored - stored.firstTs),
       latencyP50: percentile(latencies, 0.5),
       latencyP99: percentile(latencies, 0.99),
       latencyP99AfterWarmup: afterWarmup.length > 0 ? percentile(afterWarmup, 0.99) : Number.NaN,
@@ -135,7 +145,7 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
       storedPerSecondLast10s: countRows(databasePath, "WHERE stored_at >= (SELECT max(stored_at) FROM events) - 10000") / 10,
       cpuMicrosPerEvent: (cpu * 1e6) / scenario.events,
       cpuByRuntime,
-      rows: check.rows,
+      rows: scenario.events,
     };
   } finally {
     await runtimes.cleanup();
@@ -204,8 +214,7 @@ async function runStage(stage: Stage, events: number): Promise<StageResult> {
     if (stage === "gold" && !(await pollUntil(async () => (await describeGroup(names.silverGroup)).state === "Stable", Boolean, 60_000))) {
       throw new Error("gold stage: Silver's group did not settle");
     }
-    const response = await fetch(`${upstream.url}/inject/${START_INJECT}`, { method: "POST" });
-    if (!response.ok) throw new Error(`${stage} stage: could not start the simulator (HTTP ${response.status})`);
+    await startSimulator(upstream, `${stage} stage`);
     const lastOut = stage === "gold" ? SILVER_SCORED_OUT : BRONZE_RAW_OUT;
     const written = await pollUntil(() => eventsOut(upstream, lastOut), (count) => count >= events, 300_000);
     if (written !== events) throw new Error(`${stage} stage: the stages before it wrote ${written} events for ${events}`);
@@ -218,14 +227,8 @@ async function runStage(stage: Stage, events: number): Promise<StageResult> {
     if (stage === "silver") {
       spanMs = await silverSpan(runtime, events);
     } else {
-      const databasePath = join(userDir, "anomalies.db");
-      await pollUntil(() => countRows(databasePath), (count) => count >= events, 300_000);
-      const [check] = queryRows<{ rows: number; distinct_ids: number; first: number; last: number }>(
-        databasePath,
-        "SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct_ids, min(stored_at) AS first, max(stored_at) AS last FROM events",
-      );
-      if (check.rows !== events || check.distinct_ids !== events) throw new Error(`gold stage: ${check.rows} rows (${check.distinct_ids} distinct) for ${events} events`);
-      spanMs = check.last - check.first;
+      const stored = await waitForEachEventOnce(join(userDir, "anomalies.db"), events, "gold stage");
+      spanMs = stored.lastStored - stored.firstStored;
     }
     const cpu = cpuSeconds(runtime.child.pid!) - cpuAtStart;
     return { eventsPerSecond: (events * 1000) / Math.max(1, spanMs), cpuMicrosPerEvent: (cpu * 1e6) / events };

@@ -43,15 +43,17 @@ function makeScoredEvents(count: number): SensorEvent[] {
   });
 }
 
+/** kafkajs' own produce-request encoder: the code path of a send, without a broker. */
+const produceRequest = require("kafkajs/src/protocol/requests/produce/v3/request") as (args: unknown) => { encode(): Promise<unknown> };
+
 /**
  * kafka-out's CPU for packed records, network aside: events to JSON messages, packed per partition, and the produce
  * request kafkajs writes for them (what kafka-out and kafkajs do for every send of Silver's iot.scored).
  */
 function packAndEncode(events: SensorEvent[]): Promise<unknown> {
-  // kafkajs' own request encoder: the same code path as a send, without a broker.
-  const produceRequest = require("kafkajs/src/protocol/requests/produce/v3/request") as (args: unknown) => { encode(): Promise<unknown> };
   const records = packMessages(events.map((event) => eventToMessage(event)), (key) => Number(key.slice(key.lastIndexOf("-") + 1)) % 3);
-  const partitions = [0, 1, 2].map((partition) => ({ partition, messages: records.filter((record) => record.partition === partition).map((record) => ({ ...record, timestamp: 0 })) }));
+  const partitions = [0, 1, 2].map((partition) => ({ partition, messages: [] as unknown[] }));
+  for (const record of records) partitions[record.partition!].messages.push({ ...record, timestamp: 0 });
   return produceRequest({ acks: -1, timeout: 30_000, compression: 0, topicData: [{ topic: "iot.scored", partitions }] }).encode();
 }
 
