@@ -21,6 +21,7 @@ import {
   type Layer,
   type PipelineNames,
 } from "../test/support/medallion";
+import { deleteTopics } from "../test/support/kafka-broker";
 import { formatNumber, median, percentile, printFigure } from "./measure";
 
 /** The Bronze tab's "start" inject node: the simulator is started through it once both groups have joined. */
@@ -95,10 +96,17 @@ async function waitForEachEventOnce(databasePath: string, events: number, what: 
   return { firstTs: check.first_ts, firstStored: check.first_stored, lastStored: check.last_stored };
 }
 
+/** A run's topics, deleted once it is over (a failure to delete is reported, not fatal to the bench). */
+async function removeTopics(names: PipelineNames | undefined): Promise<void> {
+  if (names === undefined) return;
+  await deleteTopics([names.raw, names.scored, names.anomalies, names.deadLetter]).catch((error: Error) => console.warn(`  (could not delete the run's topics: ${error.message})`));
+}
+
 async function runOnce(scenario: Scenario): Promise<RunResult> {
   const runtimes = new Runtimes();
+  let topics: PipelineNames | undefined;
   try {
-    const names = await createPipelineNames(3);
+    const names = (topics = await createPipelineNames(3));
     const started: Array<{ layers: Layer[]; runtime: RunningNodeRed; userDir: string }> = [];
     for (const layers of scenario.placement) {
       const userDir = runtimes.userDir("bench-kafka");
@@ -149,6 +157,7 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
     };
   } finally {
     await runtimes.cleanup();
+    await removeTopics(topics);
   }
 }
 
@@ -206,8 +215,9 @@ async function silverSpan(runtime: RunningNodeRed, events: number): Promise<numb
  */
 async function runStage(stage: Stage, events: number): Promise<StageResult> {
   const runtimes = new Runtimes();
+  let topics: PipelineNames | undefined;
   try {
-    const names = await createPipelineNames(3);
+    const names = (topics = await createPipelineNames(3));
     const scenario: Scenario = { name: `${stage} stage`, placement: [], stations: 100, ratePerStation: 1000, simBatchSize: 500, events };
     const upstreamLayers: Layer[] = stage === "gold" ? ["bronze", "silver"] : ["bronze"];
     const upstream = await runtimes.start(runtimes.userDir(`bench-${stage}-upstream`), scenarioFlow(upstreamLayers, scenario, names));
@@ -234,6 +244,7 @@ async function runStage(stage: Stage, events: number): Promise<StageResult> {
     return { eventsPerSecond: (events * 1000) / Math.max(1, spanMs), cpuMicrosPerEvent: (cpu * 1e6) / events };
   } finally {
     await runtimes.cleanup();
+    await removeTopics(topics);
   }
 }
 
