@@ -105,6 +105,10 @@ describe("core/kafka produce request in one buffer", () => {
       );
       assert.ok(ours.buffer.equals(kafkajs.buffer), `client id ${String(clientId)}`);
     }
+    // Every request goes through the frame, not only produce requests: here kafkajs' own Metadata request.
+    const metadataRequest = (require("kafkajs/src/protocol/requests/metadata/v0/request") as (args: { topics: string[] }) => { apiKey: number; apiVersion: number; encode: () => Promise<EncodedBytes> })({ topics: ["iot.raw", "iot.scored"] });
+    const [ours, kafkajs] = await Promise.all([fastCreateRequest(wrap)({ correlationId: 5, clientId: "c", request: metadataRequest }), kafkajsCreateRequest({ correlationId: 5, clientId: "c", request: metadataRequest })]);
+    assert.ok(ours.buffer.equals(kafkajs.buffer), "metadata request");
   });
 
   it("is what kafkajs uses when the package loads kafkajs", async () => {
