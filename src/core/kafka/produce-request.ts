@@ -3,7 +3,7 @@
 // batch, each partition and topic, the payload and the frame is an encoder of its own that starts at 512 bytes,
 // doubles into fresh zero-filled buffers as it grows, and is copied whole into the next one. A record's value is
 // so copied about ten times, plus the growth copies and the zero-filling. Profiling Silver put that at about a
-// tenth of its CPU with packed records (~700 KB per send). The bytes are the same as kafkajs' (checked byte for
+// tenth of its CPU with packed records (some 350 KB per send). The bytes are the same as kafkajs' (checked byte for
 // byte in test/core/kafka-produce-request.test.ts); a send this file does not cover (compression, record
 // timestamps, values that are neither text nor bytes) is left to kafkajs' own encoder.
 import { crc32c } from "./crc32c";
