@@ -85,10 +85,6 @@ function writeVarInt(buffer: Buffer, at: number, value: number): number {
   return at;
 }
 
-function byteLength(value: Bytes): number {
-  return typeof value === "string" ? Buffer.byteLength(value, "utf8") : value.length;
-}
-
 function writeBytes(buffer: Buffer, at: number, value: Bytes, length: number): number {
   if (typeof value === "string") return at + buffer.write(value, at, length, "utf8");
   value.copy(buffer, at);
@@ -133,8 +129,8 @@ interface RecordLayout {
   keyLength: number;
   value: Bytes | null;
   valueLength: number;
-  headers: [string, Bytes][];
-  headerLengths: number[];
+  /** Name, its UTF-8 length, value, its length. */
+  headers: [string, number, Bytes, number][];
   bodyLength: number;
 }
 
@@ -143,22 +139,22 @@ function recordLayout(message: ProduceMessage, offsetDelta: number): RecordLayou
   const key = message.key ?? null;
   const value = message.value ?? null;
   if ((key !== null && !isBytes(key)) || (value !== null && !isBytes(value))) return null;
-  const headers = headerPairs(message.headers);
-  if (headers === null) return null;
-  const keyLength = key === null ? -1 : byteLength(key);
-  const valueLength = value === null ? -1 : byteLength(value);
-  const headerLengths: number[] = [];
+  const pairs = headerPairs(message.headers);
+  if (pairs === null) return null;
+  // Buffer.byteLength: UTF-8 bytes of a string, length of a Buffer.
+  const keyLength = key === null ? -1 : Buffer.byteLength(key);
+  const valueLength = value === null ? -1 : Buffer.byteLength(value);
   let bodyLength = 1 + 1 + varIntSize(offsetDelta); // attributes, timestamp delta 0, offset delta
   bodyLength += varIntSize(keyLength) + Math.max(keyLength, 0);
   bodyLength += varIntSize(valueLength) + Math.max(valueLength, 0);
-  bodyLength += varIntSize(headers.length);
-  for (const [name, headerValue] of headers) {
-    const nameLength = Buffer.byteLength(name, "utf8");
-    const headerValueLength = byteLength(headerValue);
-    headerLengths.push(nameLength, headerValueLength);
+  bodyLength += varIntSize(pairs.length);
+  const headers = pairs.map(([name, headerValue]): [string, number, Bytes, number] => {
+    const nameLength = Buffer.byteLength(name);
+    const headerValueLength = Buffer.byteLength(headerValue);
     bodyLength += varIntSize(nameLength) + nameLength + varIntSize(headerValueLength) + headerValueLength;
-  }
-  return { key, keyLength, value, valueLength, headers, headerLengths, bodyLength };
+    return [name, nameLength, headerValue, headerValueLength];
+  });
+  return { key, keyLength, value, valueLength, headers, bodyLength };
 }
 
 function writeRecord(buffer: Buffer, at: number, record: RecordLayout, offsetDelta: number): number {
@@ -171,13 +167,12 @@ function writeRecord(buffer: Buffer, at: number, record: RecordLayout, offsetDel
   at = writeVarInt(buffer, at, record.valueLength);
   if (record.value !== null) at = writeBytes(buffer, at, record.value, record.valueLength);
   at = writeVarInt(buffer, at, record.headers.length);
-  record.headers.forEach(([name, value], index) => {
-    const nameLength = record.headerLengths[2 * index];
+  for (const [name, nameLength, value, valueLength] of record.headers) {
     at = writeVarInt(buffer, at, nameLength);
     at += buffer.write(name, at, nameLength, "utf8");
-    at = writeVarInt(buffer, at, record.headerLengths[2 * index + 1]);
-    at = writeBytes(buffer, at, value, record.headerLengths[2 * index + 1]);
-  });
+    at = writeVarInt(buffer, at, valueLength);
+    at = writeBytes(buffer, at, value, valueLength);
+  }
   return at;
 }
 
@@ -191,6 +186,7 @@ export function encodeProduceRequest(args: ProduceRequestArgs, now = Date.now())
   const producerId = int64(args.producerId ?? -1);
   const producerEpoch = args.producerEpoch ?? 0;
   const attributes = transactionalId ? TRANSACTIONAL_ATTRIBUTE : 0;
+  const timestamp = BigInt(now); // of every record batch: the records carry no timestamps of their own
   const layouts: RecordLayout[][] = [];
   let total = 2 + (transactionalId === null ? 0 : Buffer.byteLength(transactionalId, "utf8")) + 2 + 4 + 4;
   for (const { topic, partitions } of args.topicData) {
@@ -242,8 +238,8 @@ export function encodeProduceRequest(args: ProduceRequestArgs, now = Date.now())
       const bodyStart = at;
       at = buffer.writeInt16BE(attributes, at);
       at = buffer.writeInt32BE(records.length - 1, at); // last offset delta
-      at = buffer.writeBigInt64BE(BigInt(now), at); // first timestamp
-      at = buffer.writeBigInt64BE(BigInt(now), at); // max timestamp
+      at = buffer.writeBigInt64BE(timestamp, at); // first timestamp
+      at = buffer.writeBigInt64BE(timestamp, at); // max timestamp
       at = buffer.writeBigInt64BE(BigInt.asIntN(64, producerId), at);
       at = buffer.writeInt16BE(producerEpoch, at);
       at = buffer.writeInt32BE(firstSequence ?? 0, at);
