@@ -4,7 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { anomaliesViewName, anomaliesViewStatement, createTableStatement, eventColumns, indexStatements } from "./sqlite-schema";
+import { anomaliesViewName, anomaliesViewStatement, createTableStatement, eventColumns, eventIndexes, eventTableKey } from "./sqlite-schema";
 
 export interface EventDatabaseOptions {
   /** Absolute path, or ":memory:". */
@@ -45,8 +45,10 @@ export function openEventDatabase(options: EventDatabaseOptions): EventDatabase 
   }
 }
 
-const columnsOf = (db: Database.Database, table: string): Set<string> =>
-  new Set((db.pragma(`table_info("${table}")`) as Array<{ name: string }>).map((column) => column.name));
+const tableInfo = (db: Database.Database, table: string): Array<{ name: string; pk: number }> =>
+  db.pragma(`table_info("${table}")`) as Array<{ name: string; pk: number }>;
+
+const columnsOf = (db: Database.Database, table: string): Set<string> => new Set(tableInfo(db, table).map((column) => column.name));
 
 /**
  * Creates or completes the table, indexes and view. Reads first and writes only when something is missing, so an
@@ -56,11 +58,14 @@ export function prepareEventTable(db: Database.Database, table: string, storeDet
   const wanted = eventColumns(storeDetails);
   const view = anomaliesViewName(table);
   const upToDate = (): boolean => {
-    const present = columnsOf(db, table);
+    const info = tableInfo(db, table);
+    const present = new Set(info.map((column) => column.name));
     if (wanted.some((column) => !present.has(column.name))) return false;
+    const key = eventTableKey(info);
+    if (key === "other") return false; // refused below, with the reason
     const objects = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE tbl_name IN (?, ?)").all(table, view) as Array<{ type: string; name: string; sql: string }>;
     const names = new Set(objects.map((object) => object.name));
-    if (!names.has(`${table}_ts`) || !names.has(`${table}_anomaly_ts`)) return false;
+    if (eventIndexes(table, key).some((index) => !names.has(index.name))) return false;
     return objects.some((object) => object.type === "view" && object.name === view && object.sql === anomaliesViewStatement(table, present));
   };
   if (upToDate()) return;
@@ -80,7 +85,12 @@ export function prepareEventTable(db: Database.Database, table: string, storeDet
       db.exec(`ALTER TABLE "${table}" ADD COLUMN ${column.name} ${column.type}`);
       present.add(column.name);
     }
-    for (const statement of indexStatements(table)) db.exec(statement);
+    // Without a key on the event id, a replay would be stored twice: such a table is not ours either.
+    const key = eventTableKey(tableInfo(db, table));
+    if (key === "other") {
+      throw new Error(`table "${table}" already exists with another primary key than (ts, event_id) or event_id; choose another "table" name or move the old table away`);
+    }
+    for (const index of eventIndexes(table, key)) db.exec(index.statement);
     const viewStatement = anomaliesViewStatement(table, present);
     const current = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?").get(view) as { sql: string } | undefined;
     if (current?.sql !== viewStatement) {

@@ -5,7 +5,7 @@ import type { SensorEvent } from "./event";
 /*
  * Schema, one row per event (table name from config, "events" by default):
  *
- *   event_id         TEXT PRIMARY KEY    event.eventId; a replayed event (same id) is ignored, never stored twice
+ *   event_id         TEXT NOT NULL       event.eventId
  *   sensor_id        TEXT NOT NULL       event.sensorId
  *   ts               INTEGER NOT NULL    event.timestamp, milliseconds since the Unix epoch (UTC)
  *   readings         TEXT NOT NULL       JSON object of the readings, e.g. {"vibration":2.1,"temperature":41.3}
@@ -27,19 +27,28 @@ import type { SensorEvent } from "./event";
  *                                        detector's full result: means, stds, thresholds). Off by default: it makes
  *                                        rows 2.4 times larger (565 vs 238 bytes) and halves the rows/s.
  *
- * A table from an older version of this layout gets its missing nullable columns added at open (ALTER TABLE ADD
- * COLUMN); a table lacking a NOT NULL column belongs to something else and is refused.
+ * PRIMARY KEY (ts, event_id): a replayed event (same id, same time) is ignored, never stored twice. The key begins
+ * with the time so that each insert lands at the end of the key's index, like the rows themselves, whatever the ids
+ * look like; the same index serves time ranges, retention and dashboards. Keyed on event_id alone (the earlier
+ * layout), the simulator's ids (`station-019:<ts>:<seq>`, sensor first) made every commit rewrite one page of that
+ * index per sensor, and a separate (ts) index was needed besides: a throwaway better-sqlite3 script inserting these
+ * rows (600 per transaction, 300k rows, each layout in its own process, 3 runs) took 7.4-7.7 µs per row keyed on
+ * event_id and 5.2-5.5 keyed on (ts, event_id); without any key, 4.9-5.1. An id that comes again with another time
+ * is stored as another event: a producer whose counter restarts does not lose its new events.
  *
- * Indexes: (ts) for time ranges, retention and dashboards, and a partial index on ts WHERE anomaly = 1 so the
- * anomalies stay fast to list however large the table grows. Deliberately no (sensor_id, ts) index (the previous
- * layout had one): measured on the shared 2-core machines (load average 2-3, medians of interleaved runs, 1000-row
+ * A table from an older version of this layout gets its missing nullable columns added at open (ALTER TABLE ADD
+ * COLUMN) and keeps its key: a table keyed on event_id alone stays so, with its (ts) index (rebuilding a large table
+ * to change its key is left to its owner). A table lacking a NOT NULL column belongs to something else and is refused.
+ *
+ * Indexes besides the key: a partial index on ts WHERE anomaly = 1 so the anomalies stay fast to list however large
+ * the table grows. Deliberately no (sensor_id, ts) index (an older layout had one): measured on the shared 2-core machines (load average 2-3, medians of interleaved runs, 1000-row
  * transactions of lean rows) it cut insert throughput by 14-27% (117k -> 101k rows/s over 5 runs; 161k -> 118k in
  * bench/sqlite-writer.bench.ts), and the insert rate is what bounds the sink. What it buys is small because a
  * sensor's rows are spread over the table's pages anyway: one sensor of 20 over the last 10 min / 1 h took 1.2 / 9.4
- * ms through (ts) against 0.7 / 8.7 ms with the index (500k rows, 1 event/s per sensor), and 9.5 / 146 ms against
+ * ms through a (ts) index against 0.7 / 8.7 ms with the index (500k rows, 1 event/s per sensor), and 9.5 / 146 ms against
  * 5.0 / 101 ms at 5 events/s per sensor (1M rows). The gap grows with the number of sensors; with hundreds of them
  * and long single-sensor panels, add it by hand: CREATE INDEX <table>_sensor_ts ON <table> (sensor_id, ts). This
- * code never creates nor drops it, so a database made by the previous layout keeps it (and its cost).
+ * code never creates nor drops it, so a database made by that layout keeps it (and its cost).
  * View <table>_anomalies: the anomalous rows only, with a `time` column in Unix seconds (REAL, keeps milliseconds)
  * that Grafana's SQLite data source reads as a time column; rebuilt at open when the table's columns changed.
  */
@@ -53,7 +62,7 @@ export interface EventColumn {
 
 /** The default row, in table order. */
 export const EVENT_COLUMNS: readonly EventColumn[] = [
-  { name: "event_id", type: "TEXT", notNull: true, description: "event id (primary key); replays are ignored" },
+  { name: "event_id", type: "TEXT", notNull: true, description: "event id; with ts the primary key: replays are ignored" },
   { name: "sensor_id", type: "TEXT", notNull: true, description: "sensor id" },
   { name: "ts", type: "INTEGER", notNull: true, description: "event time, ms since the Unix epoch" },
   { name: "readings", type: "TEXT", notNull: true, description: "JSON object of the readings" },
@@ -106,21 +115,33 @@ export function checkTableName(table: unknown): string {
 
 export const anomaliesViewName = (table: string): string => `${table}_anomalies`;
 
-/** CREATE TABLE for a new table with the columns of `eventColumns(storeDetails)`. */
+/** CREATE TABLE for a new table with the columns of `eventColumns(storeDetails)`, keyed on (ts, event_id). */
 export function createTableStatement(table: string, storeDetails = false): string {
-  const columns = eventColumns(storeDetails)
-    .map((column) => (column.name === "event_id" ? `  event_id TEXT PRIMARY KEY` : `  ${column.name} ${column.type}${column.notNull ? " NOT NULL" : ""}`))
-    .join(",\n");
-  return `CREATE TABLE IF NOT EXISTS "${table}" (\n${columns}\n)`;
+  const columns = eventColumns(storeDetails).map((column) => `  ${column.name} ${column.type}${column.notNull ? " NOT NULL" : ""}`);
+  return `CREATE TABLE IF NOT EXISTS "${table}" (\n${[...columns, "  PRIMARY KEY (ts, event_id)"].join(",\n")}\n)`;
 }
 
-/** The indexes every table gets (idempotent). */
-export function indexStatements(table: string): string[] {
-  return [
-    `CREATE INDEX IF NOT EXISTS "${table}_ts" ON "${table}" (ts)`,
-    `CREATE INDEX IF NOT EXISTS "${table}_anomaly_ts" ON "${table}" (ts) WHERE anomaly = 1`,
-  ];
+/**
+ * Which key a table has, from `PRAGMA table_info` (whose `pk` is a column's position in the primary key, 0 when not
+ * in it): "time" for (ts, event_id), "id" for event_id alone (the earlier layout).
+ */
+export function eventTableKey(columns: ReadonlyArray<{ name: string; pk: number }>): EventTableKey | "other" {
+  const key = columns.filter((column) => column.pk > 0).sort((a, b) => a.pk - b.pk).map((column) => column.name).join(",");
+  return key === "ts,event_id" ? "time" : key === "event_id" ? "id" : "other";
 }
+
+export type EventTableKey = "time" | "id";
+
+/**
+ * The indexes a table with this key gets besides the key (idempotent statements): the anomalies, and for a table
+ * keyed on event_id alone a (ts) index as well, which the (ts, event_id) key makes redundant.
+ */
+export function eventIndexes(table: string, key: EventTableKey = "time"): Array<{ name: string; statement: string }> {
+  const anomalies = { name: `${table}_anomaly_ts`, statement: `CREATE INDEX IF NOT EXISTS "${table}_anomaly_ts" ON "${table}" (ts) WHERE anomaly = 1` };
+  return key === "id" ? [{ name: `${table}_ts`, statement: `CREATE INDEX IF NOT EXISTS "${table}_ts" ON "${table}" (ts)` }, anomalies] : [anomalies];
+}
+
+export const indexStatements = (table: string, key: EventTableKey = "time"): string[] => eventIndexes(table, key).map((index) => index.statement);
 
 /**
  * The anomalies view over the columns the table actually has (`present`), `detectors` included when it exists.
@@ -140,7 +161,9 @@ export function schemaStatements(table: string, storeDetails = false): string[] 
 export function insertStatement(table: string, storeDetails = false): string {
   const names = eventColumns(storeDetails).map((column) => column.name);
   const placeholders = names.map(() => "?").join(", ");
-  return `INSERT INTO "${table}" (${names.join(", ")}) VALUES (${placeholders}) ON CONFLICT(event_id) DO NOTHING`;
+  // No conflict target: the same statement skips a replay in a table keyed on (ts, event_id) or, made by an earlier
+  // version, on event_id alone. Only a key conflict is skipped; a NOT NULL violation still fails.
+  return `INSERT INTO "${table}" (${names.join(", ")}) VALUES (${placeholders}) ON CONFLICT DO NOTHING`;
 }
 
 export type RowValue = string | number | null;

@@ -70,7 +70,11 @@ describe("core/sqlite-writer", () => {
     assert.deepEqual(columns, [...EVENT_COLUMN_NAMES]);
     assert.ok(!columns.includes("detectors"), "the full detector JSON is not stored by default");
     const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as Array<{ name: string }>).map((row) => row.name);
-    assert.deepEqual(indexes.sort(), ["events_anomaly_ts", "events_ts"]);
+    assert.deepEqual(indexes, ["events_anomaly_ts"], "the key (ts, event_id) serves time ranges: no separate (ts) index");
+    const key = (db.pragma("table_info(events)") as Array<{ name: string; pk: number }>).filter((column) => column.pk > 0).sort((a, b) => a.pk - b.pk);
+    assert.deepEqual(key.map((column) => column.name), ["ts", "event_id"]);
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT * FROM events WHERE ts >= ? AND ts < ?").all(0, 1) as Array<{ detail: string }>;
+    assert.match(plan.map((step) => step.detail).join("; "), /USING INDEX sqlite_autoindex_events_1 \(ts>\? AND ts<\?\)/);
   });
 
   it("commits as soon as batchSize rows are queued, without waiting for the flush interval", async function () {
@@ -125,6 +129,14 @@ describe("core/sqlite-writer", () => {
     assert.equal(count(reader()), 6);
     assert.equal(sink.stats.stored, 6);
     assert.equal(sink.stats.duplicates, 6);
+  });
+
+  it("stores an id that comes again with another time as another event", async () => {
+    // A producer whose counter restarts reuses ids; its new events are not replays and must not be dropped.
+    const sink = writer({ batchSize: 2 });
+    assert.deepEqual(await write(sink, [event(1), event(1, { timestamp: T0 + 60_000 })]), { inserted: 2, duplicates: 0 });
+    assert.deepEqual(await write(sink, [event(1, { timestamp: T0 + 60_000 })]), { inserted: 0, duplicates: 1 });
+    assert.equal(count(reader(), "event_id = 'st-1:1'"), 2);
   });
 
   const flaggedEvent = () =>
@@ -214,6 +226,11 @@ describe("core/sqlite-writer", () => {
       { event_id: "old:1", sigma_z: null, label_metric: null, detectors: "{}" },
       { event_id: "st-1:1", sigma_z: '{"vibration":7.5123,"temperature":-8.25}', label_metric: "vibration", detectors: null },
     ]);
+    // It keeps its key on event_id, gets the (ts) index that key lacks, and a replay is still stored once.
+    const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL ORDER BY name").all();
+    assert.deepEqual(indexes, [{ name: "events_anomaly_ts" }, { name: "events_ts" }]);
+    assert.deepEqual(await write(sink, [flaggedEvent(), { ...flaggedEvent(), timestamp: T0 + 60_000 }]), { inserted: 0, duplicates: 2 });
+    assert.equal(count(db), 2);
   });
 
   it("lists only anomalous rows in the anomalies view, with time in Unix seconds", async () => {
@@ -295,6 +312,14 @@ describe("core/sqlite-writer", () => {
     db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, value REAL)");
     db.close();
     assert.throws(() => writer({ path: file }), /table "events" already exists without the columns event_id, sensor_id, .*; choose another "table" name/);
+  });
+
+  it("refuses a table with the event columns but no key on the event id, where a replay would be stored twice", () => {
+    const file = join(directory, "unkeyed.db");
+    const db = new Database(file);
+    db.exec(`CREATE TABLE events (${EVENT_COLUMN_NAMES.map((name) => `${name} ${["ts", "anomaly", "stored_at"].includes(name) ? "INTEGER" : "TEXT"}`).join(", ")})`);
+    db.close();
+    assert.throws(() => writer({ path: file }), /table "events" already exists with another primary key than \(ts, event_id\) or event_id; choose another "table" name/);
   });
 
   it("tries a batch that finds the database locked again, with growing pauses, and stores it once the lock is gone", async () => {
