@@ -41,14 +41,15 @@ import type { SensorEvent } from "./event";
  * to change its key is left to its owner). A table lacking a NOT NULL column belongs to something else and is refused.
  *
  * Indexes besides the key: a partial index on ts WHERE anomaly = 1 so the anomalies stay fast to list however large
- * the table grows. Deliberately no (sensor_id, ts) index (an older layout had one): measured on the shared 2-core machines (load average 2-3, medians of interleaved runs, 1000-row
- * transactions of lean rows) it cut insert throughput by 14-27% (117k -> 101k rows/s over 5 runs; 161k -> 118k in
- * bench/sqlite-writer.bench.ts), and the insert rate is what bounds the sink. What it buys is small because a
- * sensor's rows are spread over the table's pages anyway: one sensor of 20 over the last 10 min / 1 h took 1.2 / 9.4
- * ms through a (ts) index against 0.7 / 8.7 ms with the index (500k rows, 1 event/s per sensor), and 9.5 / 146 ms against
- * 5.0 / 101 ms at 5 events/s per sensor (1M rows). The gap grows with the number of sensors; with hundreds of them
- * and long single-sensor panels, add it by hand: CREATE INDEX <table>_sensor_ts ON <table> (sensor_id, ts). This
- * code never creates nor drops it, so a database made by that layout keeps it (and its cost).
+ * the table grows. Deliberately no (sensor_id, ts) index (an older layout had one): measured on the shared 2-core
+ * machines (load average 2-3, medians of interleaved runs, 1000-row transactions of lean rows) it cut insert
+ * throughput by 14-27% (117k -> 101k rows/s over 5 runs; 161k -> 118k in bench/sqlite-writer.bench.ts), and the
+ * insert rate is what bounds the sink. What it buys is small because a sensor's rows are spread over the table's
+ * pages anyway: one sensor of 20 over the last 10 min / 1 h took 1.2 / 9.4 ms through a (ts) index against 0.7 / 8.7
+ * ms with the index (500k rows, 1 event/s per sensor), and 9.5 / 146 ms against 5.0 / 101 ms at 5 events/s per
+ * sensor (1M rows). The gap grows with the number of sensors; with hundreds of them and long single-sensor panels,
+ * add it by hand: CREATE INDEX <table>_sensor_ts ON <table> (sensor_id, ts). This code never creates nor drops it,
+ * so a database made by that layout keeps it (and its cost).
  * View <table>_anomalies: the anomalous rows only, with a `time` column in Unix seconds (REAL, keeps milliseconds)
  * that Grafana's SQLite data source reads as a time column; rebuilt at open when the table's columns changed.
  */
@@ -121,6 +122,8 @@ export function createTableStatement(table: string, storeDetails = false): strin
   return `CREATE TABLE IF NOT EXISTS "${table}" (\n${[...columns, "  PRIMARY KEY (ts, event_id)"].join(",\n")}\n)`;
 }
 
+export type EventTableKey = "time" | "id";
+
 /**
  * Which key a table has, from `PRAGMA table_info` (whose `pk` is a column's position in the primary key, 0 when not
  * in it): "time" for (ts, event_id), "id" for event_id alone (the earlier layout).
@@ -129,8 +132,6 @@ export function eventTableKey(columns: ReadonlyArray<{ name: string; pk: number 
   const key = columns.filter((column) => column.pk > 0).sort((a, b) => a.pk - b.pk).map((column) => column.name).join(",");
   return key === "ts,event_id" ? "time" : key === "event_id" ? "id" : "other";
 }
-
-export type EventTableKey = "time" | "id";
 
 /**
  * The indexes a table with this key gets besides the key (idempotent statements): the anomalies, and for a table
