@@ -106,7 +106,8 @@ async function runOnce(scenario: Scenario): Promise<RunResult> {
   const runtimes = new Runtimes();
   let topics: PipelineNames | undefined;
   try {
-    const names = (topics = await createPipelineNames(3));
+    topics = await createPipelineNames(3);
+    const names = topics;
     const started: Array<{ layers: Layer[]; runtime: RunningNodeRed; userDir: string }> = [];
     for (const layers of scenario.placement) {
       const userDir = runtimes.userDir("bench-kafka");
@@ -217,7 +218,8 @@ async function runStage(stage: Stage, events: number): Promise<StageResult> {
   const runtimes = new Runtimes();
   let topics: PipelineNames | undefined;
   try {
-    const names = (topics = await createPipelineNames(3));
+    topics = await createPipelineNames(3);
+    const names = topics;
     const scenario: Scenario = { name: `${stage} stage`, placement: [], stations: 100, ratePerStation: 1000, simBatchSize: 500, events };
     const upstreamLayers: Layer[] = stage === "gold" ? ["bronze", "silver"] : ["bronze"];
     const upstream = await runtimes.start(runtimes.userDir(`bench-${stage}-upstream`), scenarioFlow(upstreamLayers, scenario, names));

@@ -48,8 +48,6 @@ export function openEventDatabase(options: EventDatabaseOptions): EventDatabase 
 const tableInfo = (db: Database.Database, table: string): Array<{ name: string; pk: number }> =>
   db.pragma(`table_info("${table}")`) as Array<{ name: string; pk: number }>;
 
-const columnsOf = (db: Database.Database, table: string): Set<string> => new Set(tableInfo(db, table).map((column) => column.name));
-
 /**
  * Creates or completes the table, indexes and view. Reads first and writes only when something is missing, so an
  * up-to-date database is opened without taking the write lock.
@@ -72,7 +70,8 @@ export function prepareEventTable(db: Database.Database, table: string, storeDet
 
   db.transaction(() => {
     db.exec(createTableStatement(table, storeDetails));
-    const present = columnsOf(db, table);
+    const info = tableInfo(db, table);
+    const present = new Set(info.map((column) => column.name));
     const missing = wanted.filter((column) => !present.has(column.name));
     const required = missing.filter((column) => column.notNull);
     if (required.length > 0) {
@@ -80,15 +79,15 @@ export function prepareEventTable(db: Database.Database, table: string, storeDet
         `table "${table}" already exists without the columns ${required.map((column) => column.name).join(", ")}; choose another "table" name or move the old table away`,
       );
     }
-    // An older layout of ours: add what it lacks (nullable, so existing rows read NULL there).
+    // Without a key on the event id, a replay would be stored twice: such a table is not ours either.
+    const key = eventTableKey(info);
+    if (key === "other") {
+      throw new Error(`table "${table}" already exists with another primary key than (ts, event_id) or event_id; choose another "table" name or move the old table away`);
+    }
+    // An older layout of ours: add what it lacks (nullable, so existing rows read NULL there; the key stays as it is).
     for (const column of missing) {
       db.exec(`ALTER TABLE "${table}" ADD COLUMN ${column.name} ${column.type}`);
       present.add(column.name);
-    }
-    // Without a key on the event id, a replay would be stored twice: such a table is not ours either.
-    const key = eventTableKey(tableInfo(db, table));
-    if (key === "other") {
-      throw new Error(`table "${table}" already exists with another primary key than (ts, event_id) or event_id; choose another "table" name or move the old table away`);
     }
     for (const index of eventIndexes(table, key)) db.exec(index.statement);
     const viewStatement = anomaliesViewStatement(table, present);
